@@ -1,0 +1,3 @@
+//! apnsblast
+pub mod frame;
+pub mod token;
