@@ -1,3 +1,9 @@
 //! apnsblast
 pub mod frame;
 pub mod token;
+pub mod feedback;
+pub mod input;
+pub mod payload;
+pub mod report;
+pub mod shard;
+pub mod tls;

@@ -1,0 +1,387 @@
+//! Token lists: a streaming reader that turns each line of a list into a
+//! [`Record`] (send it, skip it and why, or it belongs to another partition).
+//!
+//! Lists run to tens of millions of lines, so the reader never holds the
+//! list: it reads one line at a time into one reused buffer, and a plain hex
+//! line costs no allocation. Each line is one of
+//!
+//! - blank, or a `#` comment: ignored, no record;
+//! - a hex token, as [`DeviceToken::parse`] accepts it (`<` `>`, spaces,
+//!   either case);
+//! - an NDJSON object `{"token": "…", "payload": {…}}` (first non-space
+//!   character `{`); the payload is optional (absent or `null` = the run's
+//!   shared payload) and is checked and minified by [`payload::validate`];
+//!   other keys are refused, so a misspelt `"paylod"` cannot silently send
+//!   the shared payload;
+//! - anything else: skipped, with a [`SkipReason`].
+//!
+//! Line numbers are 1-based physical lines (CRLF is fine). A line that is not
+//! UTF-8 or is longer than [`MAX_LINE`] bytes is skipped, never fatal.
+//!
+//! # Partitions
+//! `K/N` splits a list among N runs: a token line belongs to partition
+//! `fnv1a64(token bytes) % N`, any other line to `fnv1a64(trimmed bytes) % N`.
+//! FNV-1a 64 is fixed by its definition, so the split is the same on every
+//! machine and Rust version, and every copy of a token falls in one
+//! partition: deduplicating per partition equals deduplicating globally.
+//!
+//! # Memory
+//! Deduplication keeps a 64-bit fingerprint per unique token (not the 32
+//! bytes) in a hash table: 8 bytes plus 1 control byte per slot at a load
+//! factor between 7/16 and 7/8, i.e. about 10–21 bytes per token
+//! (10M tokens ≈ 150 MiB, up to ≈ 1.5× that while the table grows). Two
+//! different tokens share a fingerprint with probability ≈ n²/2⁶⁵ (≈ 3·10⁻⁶
+//! for 10M tokens); the later one would then be skipped as a duplicate.
+
+use std::fmt;
+use std::io::{self, BufRead};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::frame::Command;
+use crate::payload::{self, PayloadError};
+use crate::token::{DeviceToken, TokenError, TOKEN_LEN};
+
+mod partition;
+
+pub use partition::{Partition, PartitionError};
+use partition::{fingerprint, Fingerprints};
+
+/// Lines longer than this many bytes (without the line break) are skipped
+/// with [`SkipReason::TooLong`] instead of being buffered.
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// How many characters of a skipped line [`Skip::text`] keeps.
+const TEXT_CHARS: usize = 100;
+
+/// What one line of a token list asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Record {
+    /// Send a notification.
+    Send(Entry),
+    /// The line cannot be sent; say why.
+    Skip(Skip),
+    /// The line belongs to another partition (count it, nothing else).
+    OtherPartition,
+}
+
+/// A token to notify.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// 1-based line number in the list.
+    pub line: u64,
+    /// The device.
+    pub token: DeviceToken,
+    /// This line's own payload, validated and minified; `None` = the run's
+    /// shared payload.
+    pub payload: Option<Arc<[u8]>>,
+}
+
+/// A line that will not be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skip {
+    /// 1-based line number in the list.
+    pub line: u64,
+    /// The line, trimmed and cut to about 100 characters (lossy UTF-8).
+    pub text: String,
+    /// Why it is skipped.
+    pub reason: SkipReason,
+}
+
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}: {:?}", self.line, self.reason, self.text)
+    }
+}
+
+/// Why a line is skipped.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SkipReason {
+    /// Not a device token.
+    BadToken(TokenError),
+    /// The same token appeared on an earlier line.
+    Duplicate,
+    /// Starts with `{` but is not a `{"token", "payload"}` object.
+    BadJson(String),
+    /// The line's own payload is unusable.
+    BadPayload(PayloadError),
+    /// The line is not UTF-8.
+    NotUtf8,
+    /// The line is longer than [`MAX_LINE`] bytes.
+    TooLong {
+        /// The limit it broke, in bytes.
+        limit: usize,
+    },
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::BadToken(e) => write!(f, "invalid token: {e}"),
+            SkipReason::Duplicate => f.write_str("duplicate token"),
+            SkipReason::BadJson(e) => write!(f, "invalid JSON line: {e}"),
+            SkipReason::BadPayload(e) => write!(f, "invalid payload: {e}"),
+            SkipReason::NotUtf8 => f.write_str("line is not UTF-8"),
+            SkipReason::TooLong { limit } => write!(f, "line is longer than {limit} bytes"),
+        }
+    }
+}
+
+/// How a [`TokenReader`] treats the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReaderOptions {
+    /// Skip repeated tokens with [`SkipReason::Duplicate`] (default `true`).
+    pub dedup: bool,
+    /// Size limit for per-line payloads, in bytes (default: command 2's 2048).
+    pub payload_limit: usize,
+    /// Read only this part of the list (default: all of it).
+    pub partition: Option<Partition>,
+}
+
+impl Default for ReaderOptions {
+    fn default() -> Self {
+        ReaderOptions { dedup: true, payload_limit: Command::Items.payload_limit(), partition: None }
+    }
+}
+
+/// An NDJSON line.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JsonLine {
+    token: String,
+    #[serde(default)]
+    payload: Option<serde_json::Value>,
+}
+
+/// Streams [`Record`]s out of a token list, one line at a time.
+///
+/// Blank and comment lines yield nothing. After an I/O error (returned once
+/// as `Some(Err(_))`) the iterator ends; `Interrupted` reads are retried.
+#[derive(Debug)]
+pub struct TokenReader<R> {
+    reader: R,
+    /// The current line, reused for every line.
+    buf: Vec<u8>,
+    lines: u64,
+    failed: bool,
+    filter: Filter,
+}
+
+/// What decides a line's fate: options and the tokens seen. Apart from the
+/// reader so a line can be borrowed from `buf` while `seen` grows.
+#[derive(Debug)]
+struct Filter {
+    options: ReaderOptions,
+    seen: Fingerprints,
+}
+
+impl<R: BufRead> TokenReader<R> {
+    /// A reader over `reader` (a `BufReader` on a file or stdin, or a slice).
+    pub fn new(reader: R, options: ReaderOptions) -> Self {
+        TokenReader {
+            reader,
+            buf: Vec::with_capacity(256),
+            lines: 0,
+            failed: false,
+            filter: Filter { options, seen: Fingerprints::default() },
+        }
+    }
+
+    /// Physical lines read so far, including blank, comment and skipped ones.
+    pub fn lines_read(&self) -> u64 {
+        self.lines
+    }
+
+    /// Distinct tokens sent so far (0 when deduplication is off).
+    pub fn unique_tokens(&self) -> usize {
+        self.filter.seen.len()
+    }
+
+    /// The options the reader was built with.
+    pub fn options(&self) -> &ReaderOptions {
+        &self.filter.options
+    }
+
+    /// Reads the next line into `buf` (without its `\n`), keeping at most
+    /// [`MAX_LINE`] + 1 bytes. Returns `None` at end of input, else whether
+    /// the line was too long.
+    fn read_line(&mut self) -> io::Result<Option<bool>> {
+        self.buf.clear();
+        let (mut any, mut too_long) = (false, false);
+        loop {
+            let avail = match self.reader.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if avail.is_empty() {
+                break;
+            }
+            any = true;
+            let (chunk, used, done) = match avail.iter().position(|&b| b == b'\n') {
+                Some(i) => (&avail[..i], i + 1, true),
+                None => (avail, avail.len(), false),
+            };
+            if !too_long {
+                // One byte over the limit is kept so a final '\r' can be told apart.
+                let room = MAX_LINE + 1 - self.buf.len();
+                too_long = chunk.len() > room;
+                self.buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            }
+            self.reader.consume(used);
+            if done {
+                break;
+            }
+        }
+        if self.buf.last() == Some(&b'\r') {
+            self.buf.pop();
+        }
+        Ok(any.then_some(too_long || self.buf.len() > MAX_LINE))
+    }
+}
+
+impl Filter {
+    /// Turns line number `line` into a record; `None` for blank and comments.
+    fn classify(&mut self, line: u64, mut s: &[u8], too_long: bool) -> Option<Record> {
+        if line == 1 {
+            s = s.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(s);
+        }
+        let s = s.trim_ascii();
+        if too_long {
+            return Some(self.junk(line, s, SkipReason::TooLong { limit: MAX_LINE }));
+        }
+        match s.first() {
+            None | Some(b'#') => return None,
+            _ => {}
+        }
+        // Fast path: the common 64-digit line, no UTF-8 check or char walk.
+        if let Some(token) = decode_hex64(s) {
+            return Some(self.token(line, s, token, Ok(None)));
+        }
+        let Ok(text) = std::str::from_utf8(s) else {
+            return Some(self.junk(line, s, SkipReason::NotUtf8));
+        };
+        if s[0] != b'{' {
+            return Some(match DeviceToken::parse(text) {
+                Ok(token) => self.token(line, s, token, Ok(None)),
+                Err(e) => self.junk(line, s, SkipReason::BadToken(e)),
+            });
+        }
+        let json: JsonLine = match serde_json::from_str(text) {
+            Ok(j) => j,
+            Err(e) => return Some(self.junk(line, s, SkipReason::BadJson(e.to_string()))),
+        };
+        let token = match DeviceToken::parse(&json.token) {
+            Ok(t) => t,
+            Err(e) => return Some(self.junk(line, s, SkipReason::BadToken(e))),
+        };
+        let limit = self.options.payload_limit;
+        let payload = json.payload.map(|v| {
+            // Re-serialising a Value cannot fail; `validate` then checks it.
+            let raw = serde_json::to_vec(&v).expect("JSON value serializes");
+            payload::validate(&raw, limit).map(Arc::from)
+        });
+        Some(self.token(line, s, token, payload.transpose()))
+    }
+
+    /// A line that holds a token: partition, payload, then duplicate checks.
+    fn token(
+        &mut self,
+        line: u64,
+        s: &[u8],
+        token: DeviceToken,
+        payload: Result<Option<Arc<[u8]>>, PayloadError>,
+    ) -> Record {
+        if self.options.partition.is_some_and(|p| !p.claims_token(&token)) {
+            return Record::OtherPartition;
+        }
+        let payload = match payload {
+            Ok(p) => p,
+            Err(e) => return Record::Skip(skip(line, s, SkipReason::BadPayload(e))),
+        };
+        if self.options.dedup && !self.seen.insert(fingerprint(token.as_bytes())) {
+            return Record::Skip(skip(line, s, SkipReason::Duplicate));
+        }
+        Record::Send(Entry { line, token, payload })
+    }
+
+    /// A line with no usable token: partitioned by its trimmed bytes.
+    fn junk(&self, line: u64, s: &[u8], reason: SkipReason) -> Record {
+        match self.options.partition {
+            Some(p) if Partition::of_line(s, p.count) != p.index => Record::OtherPartition,
+            _ => Record::Skip(skip(line, s, reason)),
+        }
+    }
+}
+
+impl<R: BufRead> Iterator for TokenReader<R> {
+    type Item = io::Result<Record>;
+
+    fn next(&mut self) -> Option<io::Result<Record>> {
+        while !self.failed {
+            let too_long = match self.read_line() {
+                Ok(Some(too_long)) => too_long,
+                Ok(None) => return None,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            };
+            self.lines += 1;
+            if let Some(record) = self.filter.classify(self.lines, &self.buf, too_long) {
+                return Some(Ok(record));
+            }
+        }
+        None
+    }
+}
+
+fn skip(line: u64, s: &[u8], reason: SkipReason) -> Skip {
+    // 4 bytes per char at most, so this head holds more than TEXT_CHARS chars
+    // whenever it is shorter than the line.
+    let head = &s[..s.len().min(4 * TEXT_CHARS + 4)];
+    let lossy = String::from_utf8_lossy(head);
+    let mut chars = lossy.chars();
+    let mut text: String = chars.by_ref().take(TEXT_CHARS).collect();
+    if chars.next().is_some() {
+        text.push('…');
+    }
+    Skip { line, text, reason }
+}
+
+/// Hex digit values; 0xFF marks a non-digit.
+static HEX: [u8; 256] = {
+    let mut t = [0xFF; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
+/// Decodes exactly 64 hex digits; `None` for anything else (the slow path
+/// then gives the precise reason).
+fn decode_hex64(s: &[u8]) -> Option<DeviceToken> {
+    let s: &[u8; 2 * TOKEN_LEN] = s.try_into().ok()?;
+    let mut out = [0u8; TOKEN_LEN];
+    let mut bad = 0u8;
+    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
+        let (hi, lo) = (HEX[usize::from(pair[0])], HEX[usize::from(pair[1])]);
+        bad |= hi | lo;
+        *o = (hi << 4) | lo;
+    }
+    (bad & 0xF0 == 0).then_some(DeviceToken(out))
+}
+
+#[cfg(test)]
+#[path = "input_test.rs"]
+mod input_test;

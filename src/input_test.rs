@@ -1,0 +1,204 @@
+//! Token lists read line by line: every kind of line, CRLF, junk, partitions.
+
+use super::partition::{fingerprint, fnv1a64};
+use super::*;
+
+const A: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+const B: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+
+fn read_with(input: &[u8], options: ReaderOptions) -> Vec<Record> {
+    TokenReader::new(input, options).map(|r| r.unwrap()).collect()
+}
+
+fn read(input: &[u8]) -> Vec<Record> {
+    read_with(input, ReaderOptions::default())
+}
+
+fn tok(s: &str) -> DeviceToken {
+    DeviceToken::parse(s).unwrap()
+}
+
+fn send(line: u64, t: &str) -> Record {
+    Record::Send(Entry { line, token: tok(t), payload: None })
+}
+
+fn reason(r: &Record) -> &SkipReason {
+    match r {
+        Record::Skip(s) => &s.reason,
+        other => panic!("expected a skip, got {other:?}"),
+    }
+}
+
+#[test]
+fn plain_lines_blank_comments_crlf() {
+    let list = format!("# header\r\n{A}\r\n\r\n   \n<{}>\n  {}  \r\n", B.to_uppercase(), &A[..63]);
+    let mut r = TokenReader::new(list.as_bytes(), ReaderOptions::default());
+    assert_eq!(r.next().unwrap().unwrap(), send(2, A));
+    assert_eq!(r.next().unwrap().unwrap(), send(5, B));
+    let Record::Skip(s) = r.next().unwrap().unwrap() else { panic!() };
+    assert_eq!((s.line, s.text.as_str()), (6, &A[..63]));
+    assert_eq!(s.reason.to_string(), "invalid token: token has 63 hex digits, expected 64");
+    assert!(r.next().is_none());
+    assert_eq!(r.lines_read(), 6);
+}
+
+#[test]
+fn last_line_without_newline_and_bom() {
+    let list = format!("\u{feff}{A}\n{B}");
+    assert_eq!(read(list.as_bytes()), vec![send(1, A), send(2, B)]);
+    assert_eq!(read(b""), vec![]);
+}
+
+#[test]
+fn duplicates_skipped_unless_dedup_off() {
+    let list = format!("{A}\n<{}>\n{B}\n{A}\n", A.to_uppercase());
+    let got = read(list.as_bytes());
+    assert_eq!(got[0], send(1, A));
+    assert_eq!(reason(&got[1]), &SkipReason::Duplicate);
+    assert_eq!(got[2], send(3, B));
+    assert_eq!(reason(&got[3]), &SkipReason::Duplicate);
+    assert_eq!(reason(&got[3]).to_string(), "duplicate token");
+
+    let off = ReaderOptions { dedup: false, ..ReaderOptions::default() };
+    assert!(read_with(list.as_bytes(), off).iter().all(|r| matches!(r, Record::Send(_))));
+}
+
+#[test]
+fn junk_lines_give_reasons() {
+    let long = "x".repeat(MAX_LINE + 10);
+    let mut list = b"user@example.com\n".to_vec();
+    list.extend(b"caf\xe9\n");
+    list.extend(long.as_bytes());
+    list.extend(format!("\n{A}\n").as_bytes());
+    let got = read(&list);
+    assert_eq!(got.len(), 4);
+    assert_eq!(reason(&got[0]).to_string(), "invalid token: invalid character 'u' at column 1");
+    assert_eq!(reason(&got[1]), &SkipReason::NotUtf8);
+    let Record::Skip(s) = &got[1] else { panic!() };
+    assert_eq!(s.text, "caf\u{fffd}");
+    assert_eq!(reason(&got[2]), &SkipReason::TooLong { limit: MAX_LINE });
+    let Record::Skip(s) = &got[2] else { panic!() };
+    assert_eq!(s.text.chars().count(), 101); // 100 + '…'
+    assert_eq!(s.line, 3);
+    assert_eq!(got[3], send(4, A));
+}
+
+#[test]
+fn ndjson_lines() {
+    let list = format!(
+        concat!(
+            "{{\"token\": \"{a}\", \"payload\": {{ \"aps\" : {{\"alert\": \"hi\"}}, \"x\": 1 }} }}\n",
+            "  {{\"token\": \"<{b}>\"}}\n",
+            "{{\"token\": \"{b}\", \"payload\": [1]}}\n",
+            "{{\"token\": \"abc\"}}\n",
+            "{{\"tokn\": \"{a}\"}}\n",
+            "{{\"token\": \"{a}\"\n",
+        ),
+        a = A,
+        b = B
+    );
+    let got = read(list.as_bytes());
+    let Record::Send(e) = &got[0] else { panic!("{got:?}") };
+    assert_eq!((e.line, e.token), (1, tok(A)));
+    assert_eq!(e.payload.as_deref(), Some(&br#"{"aps":{"alert":"hi"},"x":1}"#[..]));
+    assert_eq!(got[1], send(2, B));
+    assert_eq!(reason(&got[2]), &SkipReason::BadPayload(PayloadError::NotObject));
+    assert_eq!(reason(&got[3]), &SkipReason::BadToken(TokenError::WrongLength { digits: 3 }));
+    assert!(reason(&got[4]).to_string().starts_with("invalid JSON line: unknown field `tokn`"));
+    assert!(matches!(reason(&got[5]), SkipReason::BadJson(_)));
+    assert_eq!(got.len(), 6);
+}
+
+#[test]
+fn ndjson_payload_limit() {
+    let big = "x".repeat(40);
+    let list = format!("{{\"token\": \"{A}\", \"payload\": {{\"a\": \"{big}\"}}}}\n");
+    let opts = ReaderOptions { payload_limit: 32, ..ReaderOptions::default() };
+    let got = read_with(list.as_bytes(), opts);
+    assert_eq!(
+        reason(&got[0]),
+        &SkipReason::BadPayload(PayloadError::TooLarge { size: 48, limit: 32 })
+    );
+}
+
+#[test]
+fn partition_parse() {
+    assert_eq!("3/4".parse(), Ok(Partition { index: 3, count: 4 }));
+    assert_eq!(" 0 / 1 ".parse(), Ok(Partition { index: 0, count: 1 }));
+    assert_eq!("4/4".parse::<Partition>(), Err(PartitionError::IndexOutOfRange { index: 4, count: 4 }));
+    assert_eq!("0/0".parse::<Partition>(), Err(PartitionError::ZeroCount));
+    for bad in ["", "1", "1/", "/2", "-1/2", "a/b", "1/2/3"] {
+        assert!(matches!(bad.parse::<Partition>(), Err(PartitionError::Syntax(_))), "{bad}");
+    }
+    assert_eq!(
+        "4/4".parse::<Partition>().unwrap_err().to_string(),
+        "partition 4/4: K is 0-based and must be below 4"
+    );
+    assert_eq!(Partition { index: 1, count: 8 }.to_string(), "1/8");
+}
+
+#[test]
+fn partition_hash_is_fixed() {
+    // FNV-1a 64 reference values: these must never change.
+    assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+    assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+    assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    assert_eq!(Partition::of_token(&tok(A), 1), 0);
+}
+
+#[test]
+fn partitions_split_the_list_exactly() {
+    let mut list = String::new();
+    for i in 0..200u32 {
+        list.push_str(&format!("{:064x}\n", u128::from(i) * 0x1_0000_0001));
+        if i % 10 == 0 {
+            list.push_str(&format!("junk {i}\n{:064x}\n", u128::from(i) * 0x1_0000_0001));
+        }
+    }
+    let all = read(list.as_bytes());
+    let n = 3;
+    let mut merged = vec![];
+    for k in 0..n {
+        let opts = ReaderOptions { partition: Some(Partition::new(k, n).unwrap()), ..Default::default() };
+        let part = read_with(list.as_bytes(), opts);
+        assert_eq!(part.len(), all.len());
+        for (i, r) in part.into_iter().enumerate() {
+            if r != Record::OtherPartition {
+                merged.push((i, r));
+            }
+        }
+    }
+    merged.sort_by_key(|(i, _)| *i);
+    let merged: Vec<Record> = merged.into_iter().map(|(_, r)| r).collect();
+    assert_eq!(merged, all);
+}
+
+#[test]
+fn io_error_ends_the_stream() {
+    struct Broken;
+    impl io::Read for Broken {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Err(io::Error::other("disk gone"))
+        }
+    }
+    let mut r = TokenReader::new(io::BufReader::new(Broken), ReaderOptions::default());
+    assert!(r.next().unwrap().is_err());
+    assert!(r.next().is_none());
+}
+
+#[test]
+fn skip_display_says_where() {
+    let got = read(b"\n\nnope\n");
+    let Record::Skip(s) = &got[0] else { panic!() };
+    assert_eq!(s.to_string(), "line 3: invalid token: invalid character 'n' at column 1: \"nope\"");
+}
+
+#[test]
+fn fingerprint_differs_for_one_word_changes() {
+    let mut seen = std::collections::HashSet::new();
+    let mut t = [0u8; TOKEN_LEN];
+    for i in 0..10_000u64 {
+        t[24..].copy_from_slice(&i.to_le_bytes());
+        assert!(seen.insert(fingerprint(&t)));
+    }
+}

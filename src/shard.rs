@@ -1,0 +1,467 @@
+//! The sans-I/O state of one shard: what to write next, what is in flight,
+//! and what to do when the gateway answers or goes away.
+//!
+//! The gateway says nothing on success and, on the first bad notification,
+//! writes one error response and discards everything after it. So a shard
+//! keeps every notification it wrote on the current connection, in order,
+//! until something proves it was accepted:
+//!
+//! ```text
+//!   queue ──fill()──▶ out (bytes) ──driver writes──▶ gateway
+//!                      │
+//!                      └─▶ in flight (ids first_id..) ──error response X──▶
+//!                            before X: accepted · X: rejected · after X: back to the queue front
+//! ```
+//!
+//! A *sentinel* (a frame without a token, which every gateway rejects) ends a
+//! confirmation window: its rejection proves that everything before it was
+//! accepted. Windows are bounded in bytes and, optionally, in count, which
+//! bounds the memory a shard retains.
+//!
+//! A close without an error response leaves the whole window in doubt. It is
+//! sent again, marked as possibly duplicated, in *recovery* mode: small
+//! windows (1, 2, 4, … frames, each confirmed), so that a rejection whose
+//! error response was lost on the way (a gateway that resets the connection
+//! can destroy it) comes through on a later try. A notification that is
+//! alone in its window and still sees the connection close silently
+//! [`MAX_STRIKES`] times is given up as unconfirmed, so every run converges.
+//!
+//! The driver (`conn`) only moves bytes and reports what happened; the rules
+//! above are all here, testable without sockets.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::frame::{Command, ErrorResponse, Notification, Priority, Status, ERROR_RESPONSE_LEN};
+use crate::report::{ShardReport, State};
+use crate::token::DeviceToken;
+
+/// Silent closes a notification may see while alone in its window before it
+/// is given up as unconfirmed.
+pub const MAX_STRIKES: u32 = 3;
+
+/// A notification on its way through a shard.
+#[derive(Debug, Clone)]
+pub struct Item {
+    /// 1-based input line, for reports.
+    pub line: u64,
+    /// Where it goes.
+    pub token: DeviceToken,
+    /// Its own payload, or `None` for the run's shared payload.
+    pub payload: Option<Arc<[u8]>>,
+    /// It was written before (so writing it again is a resend).
+    pub written: bool,
+    /// It was in flight when a connection closed without an error response:
+    /// the gateway may already have accepted it.
+    pub doubt: bool,
+}
+
+impl Item {
+    /// A fresh item from the input.
+    pub fn new(line: u64, token: DeviceToken, payload: Option<Arc<[u8]>>) -> Item {
+        Item { line, token, payload, written: false, doubt: false }
+    }
+}
+
+/// How every frame of the run is written.
+#[derive(Debug, Clone)]
+pub struct FrameSpec {
+    /// Command 1 or 2.
+    pub command: Command,
+    /// The payload of items that carry none of their own.
+    pub payload: Arc<[u8]>,
+    /// Expiry, UNIX seconds (0 = do not store).
+    pub expiry: u32,
+    /// Priority (command 2).
+    pub priority: Priority,
+}
+
+/// Sizes that shape the stream.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Bytes encoded per batch: the size of each write.
+    pub batch_bytes: usize,
+    /// Bytes written on a connection before the shard confirms them.
+    pub window_bytes: usize,
+    /// Notifications written before the shard confirms them (0 = no limit).
+    pub confirm_every: u64,
+}
+
+/// A final word on one notification that was not accepted.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The notification.
+    pub item: Item,
+    /// Rejected, unconfirmed or unsent.
+    pub state: State,
+    /// The status, for rejections.
+    pub status: Option<Status>,
+    /// Why.
+    pub reason: String,
+}
+
+/// How a connection ended, as the shard saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnEnd {
+    /// The sentinel was rejected: the whole window was accepted.
+    Confirmed,
+    /// The gateway named a notification (rejected, or the last accepted before a shutdown).
+    Answered(ErrorResponse),
+    /// The connection closed, failed or timed out without an error response.
+    Silent,
+}
+
+/// The state of one shard across all its connections.
+#[derive(Debug)]
+pub struct ShardState {
+    spec: FrameSpec,
+    limits: Limits,
+    queue: VecDeque<Item>,
+    inflight: VecDeque<Item>,
+    /// Identifier of `inflight[0]`; identifiers are consecutive.
+    first_id: u32,
+    next_id: u32,
+    sentinel: Option<u32>,
+    window_used: usize,
+    out: Vec<u8>,
+    pos: usize,
+    inbuf: [u8; ERROR_RESPONSE_LEN],
+    inlen: usize,
+    connected: bool,
+    input_done: bool,
+    cancelled: bool,
+    /// In recovery: at most this many frames per window.
+    chunk: Option<usize>,
+    strikes: u32,
+    /// Notifications that reached a final state (progress, for the driver's give-up rule).
+    settled: u64,
+    outcomes: Vec<Outcome>,
+    report: ShardReport,
+}
+
+impl ShardState {
+    /// A shard with nothing to send yet.
+    pub fn new(shard: usize, spec: FrameSpec, limits: Limits) -> ShardState {
+        ShardState {
+            spec,
+            limits,
+            queue: VecDeque::new(),
+            inflight: VecDeque::new(),
+            first_id: 1,
+            next_id: 1,
+            sentinel: None,
+            window_used: 0,
+            out: Vec::with_capacity(limits.batch_bytes + 4096),
+            pos: 0,
+            inbuf: [0; ERROR_RESPONSE_LEN],
+            inlen: 0,
+            connected: false,
+            input_done: false,
+            cancelled: false,
+            chunk: None,
+            strikes: 0,
+            settled: 0,
+            outcomes: Vec::new(),
+            report: ShardReport { shard, ..ShardReport::default() },
+        }
+    }
+
+    /// Adds notifications from the input.
+    pub fn push(&mut self, items: impl IntoIterator<Item = Item>) {
+        self.queue.extend(items);
+    }
+
+    /// The input has ended: confirm what is in flight once the queue is empty.
+    pub fn finish_input(&mut self) {
+        self.input_done = true;
+    }
+
+    /// Stop writing new notifications; confirm what is in flight.
+    pub fn cancel(&mut self) {
+        self.cancelled = true;
+    }
+
+    /// Whether [`ShardState::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancelled
+    }
+
+    /// Notifications waiting to be written (new input and rewinds).
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Whether the shard wants more input to fill its next batch.
+    pub fn wants_input(&self) -> bool {
+        !self.input_done && !self.cancelled && self.queue.len() < 4096
+    }
+
+    /// Whether there is anything left to do (a connection is needed).
+    pub fn has_work(&self) -> bool {
+        !self.inflight.is_empty()
+            || (!self.cancelled && (!self.queue.is_empty() || !self.input_done))
+    }
+
+    /// Count of notifications in a final state so far.
+    pub fn settled(&self) -> u64 {
+        self.settled
+    }
+
+    /// A new connection is up.
+    ///
+    /// # Panics
+    /// If the previous connection was not ended with [`ShardState::on_response`],
+    /// [`ShardState::on_bytes`] or [`ShardState::on_close`].
+    pub fn on_connected(&mut self) {
+        assert!(!self.connected && self.inflight.is_empty(), "previous connection not ended");
+        self.connected = true;
+        self.first_id = self.next_id;
+        self.sentinel = None;
+        self.window_used = 0;
+        self.out.clear();
+        self.pos = 0;
+        self.inlen = 0;
+        self.report.connections += 1;
+        if self.report.connections > 1 {
+            self.report.reconnects += 1;
+        }
+        if !self.queue.front().is_some_and(|i| i.doubt) {
+            self.chunk = None;
+        }
+    }
+
+    /// The unwritten bytes of the current batch, encoding the next batch when
+    /// the last one is fully written. Empty when there is nothing to write now
+    /// (no input yet, or waiting for a confirmation).
+    ///
+    /// After a write that would block, the driver must offer exactly these
+    /// bytes again (OpenSSL's rule): they do not change until [`ShardState::wrote`]
+    /// consumes them.
+    pub fn pending_bytes(&mut self) -> &[u8] {
+        if self.pos == self.out.len() && self.connected {
+            self.fill();
+        }
+        &self.out[self.pos..]
+    }
+
+    /// `n` bytes of [`ShardState::pending_bytes`] were written.
+    pub fn wrote(&mut self, n: usize) {
+        self.pos += n;
+        debug_assert!(self.pos <= self.out.len());
+        self.report.bytes_written += n as u64;
+    }
+
+    /// Everything written is waiting for the sentinel's rejection.
+    pub fn awaiting_confirmation(&self) -> bool {
+        self.sentinel.is_some() && self.pos == self.out.len()
+    }
+
+    /// Notifications written on this connection and not yet confirmed.
+    pub fn in_flight(&self) -> usize {
+        self.inflight.len()
+    }
+
+    fn fill(&mut self) {
+        self.out.clear();
+        self.pos = 0;
+        if self.sentinel.is_some() {
+            return;
+        }
+        while self.out.len() < self.limits.batch_bytes && !self.window_full() && !self.cancelled {
+            let Some(mut item) = self.queue.pop_front() else { break };
+            let id = self.next_id;
+            self.next_id = self.next_id.wrapping_add(1);
+            let before = self.out.len();
+            let payload = item.payload.as_deref().unwrap_or(&self.spec.payload);
+            self.spec.command.encode(
+                &Notification {
+                    token: &item.token,
+                    payload,
+                    id,
+                    expiry: self.spec.expiry,
+                    priority: self.spec.priority,
+                },
+                &mut self.out,
+            );
+            self.window_used += self.out.len() - before;
+            self.report.frames_written += 1;
+            if item.written {
+                self.report.resent += 1;
+            }
+            item.written = true;
+            self.inflight.push_back(item);
+        }
+        let input_over = self.cancelled || (self.input_done && self.queue.is_empty());
+        if !self.inflight.is_empty() && (self.window_full() || input_over) {
+            let id = self.next_id;
+            self.next_id = self.next_id.wrapping_add(1);
+            self.spec.command.encode_sentinel(id, &mut self.out);
+            self.sentinel = Some(id);
+            self.report.confirmations += 1;
+        }
+    }
+
+    fn window_full(&self) -> bool {
+        let n = self.inflight.len() as u64;
+        self.window_used >= self.limits.window_bytes
+            || (self.limits.confirm_every > 0 && n >= self.limits.confirm_every)
+            || self.chunk.is_some_and(|c| n >= c as u64)
+    }
+
+    /// Bytes read from the gateway. Returns how the connection ended once a
+    /// whole error response (or bytes that cannot be one) arrived.
+    pub fn on_bytes(&mut self, mut bytes: &[u8]) -> Option<ConnEnd> {
+        while !bytes.is_empty() && self.connected {
+            let take = (ERROR_RESPONSE_LEN - self.inlen).min(bytes.len());
+            self.inbuf[self.inlen..self.inlen + take].copy_from_slice(&bytes[..take]);
+            self.inlen += take;
+            bytes = &bytes[take..];
+            match ErrorResponse::decode(&self.inbuf[..self.inlen]) {
+                Ok(None) => {}
+                Ok(Some(resp)) => return Some(self.on_response(resp)),
+                Err(e) => {
+                    log::warn!("shard {}: gateway sent garbage ({e}); closing", self.report.shard);
+                    return Some(self.on_close());
+                }
+            }
+        }
+        None
+    }
+
+    /// The gateway answered: settle the window accordingly and end the connection.
+    pub fn on_response(&mut self, resp: ErrorResponse) -> ConnEnd {
+        self.connected = false;
+        let n = self.inflight.len();
+        let index = resp.id.wrapping_sub(self.first_id) as usize;
+        if Some(resp.id) == self.sentinel {
+            self.accept(n);
+            self.grow_chunk();
+            return ConnEnd::Confirmed;
+        }
+        match resp.status {
+            Status::Shutdown if index < n => {
+                self.accept(index + 1);
+                self.rewind(false);
+            }
+            Status::Shutdown if resp.id == self.first_id.wrapping_sub(1) => self.rewind(false),
+            Status::NoErrors | Status::Shutdown => {
+                log::warn!("shard {}: {resp} names no notification in flight", self.report.shard);
+                return self.on_close();
+            }
+            _ if index < n => {
+                self.accept(index);
+                let item = self.inflight.pop_front().expect("index < len");
+                self.settle(item, State::Rejected, Some(resp.status), resp.status.reason().to_owned());
+                self.rewind(false);
+                self.grow_chunk();
+            }
+            _ => {
+                log::warn!("shard {}: {resp} names no notification in flight", self.report.shard);
+                return self.on_close();
+            }
+        }
+        ConnEnd::Answered(resp)
+    }
+
+    /// The connection closed, failed or timed out with no error response:
+    /// everything in flight is in doubt and goes again in recovery mode.
+    pub fn on_close(&mut self) -> ConnEnd {
+        self.connected = false;
+        let n = self.inflight.len();
+        if n == 0 {
+            return ConnEnd::Silent;
+        }
+        self.chunk = Some(match self.chunk {
+            Some(c) => (c / 2).max(1),
+            None => 1,
+        });
+        if n == 1 && self.chunk == Some(1) {
+            self.strikes += 1;
+        }
+        self.rewind(true);
+        if self.strikes >= MAX_STRIKES {
+            self.strikes = 0;
+            if let Some(item) = self.queue.pop_front() {
+                let reason = format!(
+                    "the connection closed without an answer each of the {MAX_STRIKES} times it was sent alone"
+                );
+                self.settle(item, State::Unconfirmed, None, reason);
+            }
+        }
+        ConnEnd::Silent
+    }
+
+    fn grow_chunk(&mut self) {
+        self.strikes = 0;
+        if let Some(c) = self.chunk {
+            self.chunk = Some(c.saturating_mul(2));
+        }
+    }
+
+    fn accept(&mut self, n: usize) {
+        for item in self.inflight.drain(..n) {
+            self.report.accepted += 1;
+            if item.doubt {
+                self.report.possibly_duplicated += 1;
+            }
+        }
+        self.settled += n as u64;
+        if n > 0 {
+            self.strikes = 0;
+        }
+    }
+
+    /// Puts what is left in flight back at the front of the queue, in order.
+    fn rewind(&mut self, doubt: bool) {
+        while let Some(mut item) = self.inflight.pop_back() {
+            item.doubt |= doubt;
+            self.queue.push_front(item);
+        }
+        self.out.clear();
+        self.pos = 0;
+    }
+
+    fn settle(&mut self, item: Item, state: State, status: Option<Status>, reason: String) {
+        match state {
+            State::Rejected => self.report.reject(status.unwrap_or(Status::Unknown)),
+            State::Unconfirmed => self.report.unconfirmed += 1,
+            State::Unsent => self.report.unsent += 1,
+            State::Accepted | State::Skipped => unreachable!("not a shard outcome"),
+        }
+        self.settled += 1;
+        self.outcomes.push(Outcome { item, state, status, reason });
+    }
+
+    /// Gives up on everything not yet settled (the run was cancelled or the
+    /// shard cannot connect): notifications in doubt are unconfirmed, the rest unsent.
+    ///
+    /// # Panics
+    /// If a connection is still open.
+    pub fn abandon(&mut self, why: &str) {
+        assert!(!self.connected, "abandon with a connection open");
+        let rest: Vec<Item> = self.queue.drain(..).collect();
+        for item in rest {
+            let state = if item.doubt { State::Unconfirmed } else { State::Unsent };
+            self.settle(item, state, None, why.to_owned());
+        }
+    }
+
+    /// Final words on notifications since the last call.
+    pub fn take_outcomes(&mut self) -> Vec<Outcome> {
+        std::mem::take(&mut self.outcomes)
+    }
+
+    /// The counts so far.
+    pub fn report(&self) -> &ShardReport {
+        &self.report
+    }
+
+    /// The counts, to be filled in by the driver.
+    pub fn report_mut(&mut self) -> &mut ShardReport {
+        &mut self.report
+    }
+}
+
+#[cfg(test)]
+#[path = "shard_test.rs"]
+mod shard_test;
