@@ -220,7 +220,7 @@ impl<R: BufRead> TokenReader<R> {
                 break;
             }
             any = true;
-            let (chunk, used, done) = match avail.iter().position(|&b| b == b'\n') {
+            let (chunk, used, done) = match find_newline(avail) {
                 Some(i) => (&avail[..i], i + 1, true),
                 None => (avail, avail.len(), false),
             };
@@ -321,6 +321,30 @@ impl<R: BufRead> Iterator for TokenReader<R> {
 
     fn next(&mut self) -> Option<io::Result<Record>> {
         while !self.failed {
+            // Fast path: the whole line is in the reader's buffer; classify
+            // it in place, no copy.
+            let avail = match self.reader.fill_buf() {
+                Ok(b) => b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+            };
+            if avail.is_empty() {
+                return None;
+            }
+            if let Some(i) = find_newline(avail).filter(|&i| i <= MAX_LINE) {
+                let line = avail[..i].strip_suffix(b"\r").unwrap_or(&avail[..i]);
+                self.lines += 1;
+                let record = self.filter.classify(self.lines, line, false);
+                self.reader.consume(i + 1);
+                match record {
+                    Some(record) => return Some(Ok(record)),
+                    None => continue,
+                }
+            }
+            // Slow path: the line spans buffer refills (or is too long).
             let too_long = match self.read_line() {
                 Ok(Some(too_long)) => too_long,
                 Ok(None) => return None,
@@ -336,6 +360,25 @@ impl<R: BufRead> Iterator for TokenReader<R> {
         }
         None
     }
+}
+
+/// Position of the first `\n`, eight bytes at a time (SWAR): a plain byte
+/// loop here was a measurable share of the per-line cost.
+fn find_newline(s: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut words = s.chunks_exact(8);
+    for (k, w) in words.by_ref().enumerate() {
+        let x = u64::from_le_bytes(w.try_into().expect("8-byte chunk")) ^ (LO * u64::from(b'\n'));
+        // The lowest set bit marks the first zero byte of x (borrows only
+        // create false hits above a true one).
+        let zero = x.wrapping_sub(LO) & !x & HI;
+        if zero != 0 {
+            return Some(8 * k + (zero.trailing_zeros() / 8) as usize);
+        }
+    }
+    let tail = words.remainder();
+    tail.iter().position(|&b| b == b'\n').map(|p| s.len() - tail.len() + p)
 }
 
 fn skip(line: u64, s: &[u8], reason: SkipReason) -> Skip {

@@ -202,3 +202,32 @@ fn fingerprint_differs_for_one_word_changes() {
         assert!(seen.insert(fingerprint(&t)));
     }
 }
+
+#[test]
+fn find_newline_matches_position() {
+    let mut s = vec![b'a'; 40];
+    for len in 0..40 {
+        for at in 0..len {
+            s.fill(b'\n' + 1);
+            s[at] = b'\n';
+            s[(at + 3).min(len - 1)] = b'\n';
+            assert_eq!(find_newline(&s[..len]), Some(at), "len {len} at {at}");
+        }
+        s.fill(0x8a);
+        assert_eq!(find_newline(&s[..len]), None);
+    }
+}
+
+#[test]
+fn lines_split_across_small_buffers() {
+    let list = format!("{A}\r\n\n# c\n{B}\r\n{}\n{A}", "y".repeat(MAX_LINE + 1));
+    for cap in [1, 7, 64, 65, 66, 1000] {
+        let r = TokenReader::new(io::BufReader::with_capacity(cap, list.as_bytes()), ReaderOptions::default());
+        let got: Vec<Record> = r.map(|r| r.unwrap()).collect();
+        assert_eq!(got[0], send(1, A), "cap {cap}");
+        assert_eq!(got[1], send(4, B), "cap {cap}");
+        assert_eq!(reason(&got[2]), &SkipReason::TooLong { limit: MAX_LINE });
+        assert_eq!(reason(&got[3]), &SkipReason::Duplicate);
+        assert_eq!(got.len(), 4);
+    }
+}

@@ -7,3 +7,6 @@ pub mod payload;
 pub mod report;
 pub mod shard;
 pub mod tls;
+pub mod conn;
+pub mod error;
+pub mod run;

@@ -141,6 +141,9 @@ pub struct Report {
     pub rate_per_s: f64,
     /// The run was interrupted before it read all its input.
     pub interrupted: bool,
+    /// Reading the input failed part way; the report covers what was read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input_error: Option<String>,
     /// Per-shard counts.
     pub per_shard: Vec<ShardReport>,
 }

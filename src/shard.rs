@@ -207,6 +207,12 @@ impl ShardState {
         self.settled
     }
 
+    /// Count of notifications the gateway has accepted or rejected so far:
+    /// the proof that a connection achieved something.
+    pub fn answered(&self) -> u64 {
+        self.report.accepted + self.report.rejected_total()
+    }
+
     /// A new connection is up.
     ///
     /// # Panics
@@ -371,8 +377,10 @@ impl ShardState {
         if n == 0 {
             return ConnEnd::Silent;
         }
+        // Halve what was actually in flight, so a gateway that closes after
+        // k notifications is matched in about log2(window / k) connections.
         self.chunk = Some(match self.chunk {
-            Some(c) => (c / 2).max(1),
+            Some(c) => (c.min(n) / 2).max(1),
             None => 1,
         });
         if n == 1 && self.chunk == Some(1) {

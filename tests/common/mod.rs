@@ -1,0 +1,125 @@
+//! Helpers shared by the integration tests: the mock gateway in-process on
+//! 127.0.0.1:0, test certificates made once per test binary, token lists.
+#![allow(dead_code)]
+
+use std::io::Cursor;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use apnsblast::input::{ReaderOptions, TokenReader};
+use apnsblast::report::{Failure, Report, State};
+use apnsblast::run::{Blaster, Observer, SendConfig};
+use apnsblast::tls::{ClientIdentity, TlsConfig};
+use apnsblast::token::DeviceToken;
+use mock_gateway::{Config, Gateway, Handle, Pki};
+
+/// The test PKI, generated once per test binary into a temporary directory.
+pub fn pki() -> &'static Pki {
+    static PKI: OnceLock<(tempfile::TempDir, Pki)> = OnceLock::new();
+    &PKI.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pki = Pki::ensure(dir.path()).expect("test certificates");
+        (dir, pki)
+    })
+    .1
+}
+
+/// Starts a mock gateway on 127.0.0.1:0.
+pub fn gateway(config: Config) -> Handle {
+    let _ = env_logger::builder().is_test(true).try_init();
+    Gateway::start(config, pki(), "127.0.0.1:0".parse().unwrap(), None).expect("mock gateway starts")
+}
+
+/// `n` distinct tokens, the same for the same seed.
+pub fn tokens(n: usize, seed: u64) -> Vec<DeviceToken> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|i| {
+            let mut t = [0u8; 32];
+            t[..8].copy_from_slice(&(i as u64).to_be_bytes());
+            for chunk in t[8..].chunks_mut(8) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+            }
+            DeviceToken(t)
+        })
+        .collect()
+}
+
+/// A token list as a file would hold it.
+pub fn list(tokens: &[DeviceToken]) -> String {
+    tokens.iter().map(|t| format!("{t}\n")).collect()
+}
+
+/// TLS settings that trust the mock and present its client certificate.
+pub fn tls() -> TlsConfig {
+    let p = pki();
+    TlsConfig {
+        identity: Some(ClientIdentity::load(p.client_p12_path(), None, Some("")).expect("client identity")),
+        extra_roots: vec![p.ca_path()],
+        danger_accept_invalid_certs: false,
+    }
+}
+
+/// Send settings for the mock, with short timeouts so failing tests end quickly.
+pub fn config(gw: &Handle, shards: usize) -> SendConfig {
+    let mut c = SendConfig::new(format!("localhost:{}", gw.addr().port()), tls(), &br#"{"aps":{"alert":"hi"}}"#[..]);
+    c.shards = shards;
+    c.response_timeout = Duration::from_secs(5);
+    c.backoff_min = Duration::from_millis(10);
+    c.backoff_max = Duration::from_millis(200);
+    c
+}
+
+/// Collects every failure the run reports.
+#[derive(Debug, Default)]
+pub struct Failures(pub Vec<Failure>);
+
+impl Observer for Failures {
+    fn failure(&mut self, f: &Failure) {
+        self.0.push(f.clone());
+    }
+}
+
+/// Runs `text` (a token list) through a sender with `config`.
+pub fn blast(config: SendConfig, text: &str) -> (Report, Vec<Failure>) {
+    let reader = TokenReader::new(Cursor::new(text.to_owned().into_bytes()), ReaderOptions::default());
+    let blaster = Blaster::new(config).expect("config");
+    let mut failures = Failures::default();
+    let report = blaster.run(reader, &mut failures).expect("run");
+    (report, failures.0)
+}
+
+/// The contract: every token accounted for once; every valid token delivered;
+/// the invalid ones rejected with status 8; duplicates only where declared.
+pub fn assert_accounted(report: &Report, failures: &[Failure], gw: &Handle, tokens: &[DeviceToken]) {
+    assert_eq!(report.unaccounted(), 0, "unaccounted tokens: {report:#?}");
+    assert_eq!(report.tokens_read, tokens.len() as u64);
+    let deliveries = gw.deliveries();
+    let mut bad = 0u64;
+    for t in tokens {
+        let n = deliveries.get(t.as_bytes()).copied().unwrap_or(0);
+        if gw.is_bad(t.as_bytes()) {
+            bad += 1;
+            assert_eq!(n, 0, "invalid token {t} delivered");
+        } else {
+            assert!(n >= 1, "valid token {t} never delivered; report {report:#?}");
+        }
+    }
+    // A token the report declares possibly duplicated may arrive more than twice
+    // (in doubt on several connections in a row); what matters is that no token
+    // arrives twice without being declared.
+    let twice = deliveries.values().filter(|&&n| n > 1).count() as u64;
+    assert!(
+        twice <= report.possibly_duplicated,
+        "{twice} tokens delivered more than once but only {} declared possibly duplicated",
+        report.possibly_duplicated
+    );
+    assert_eq!(report.rejected.get(&8).copied().unwrap_or(0), bad, "rejections: {:?}", report.rejected);
+    assert_eq!(report.accepted, tokens.len() as u64 - bad);
+    let rejected: Vec<_> = failures.iter().filter(|f| f.state == State::Rejected).collect();
+    assert_eq!(rejected.len() as u64, bad);
+    assert!(rejected.iter().all(|f| f.status == Some(8) && f.reason == "invalid token"));
+}
