@@ -1,0 +1,242 @@
+//! Gateway configuration and the bad-token rule.
+//!
+//! The bad-token rule is deterministic per token (a keyed hash of the token, not
+//! a random draw per notification) so that a bad token a sender re-sends on a new
+//! connection is still bad: exactly like Apple, where "invalid token" is a property
+//! of the token.
+
+use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything that shapes the mock's behaviour. `Config::default()` is a well-behaved
+/// gateway: Apple's limits, no bad tokens, no faults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Size of each connection's read buffer (bytes, default 64 KiB). It grows once if
+    /// a single frame is larger.
+    pub read_buffer: usize,
+    /// Payload limit for commands 0 and 1 (default 256); larger gives status 7.
+    pub payload_limit_legacy: usize,
+    /// Payload limit for command 2 (default 2048); larger gives status 7.
+    pub payload_limit: usize,
+    /// Tokens always rejected with status 8.
+    pub bad_tokens: HashSet<[u8; 32]>,
+    /// Fraction (0.0..=1.0) of all tokens that are bad, chosen by a hash of (`seed`, token).
+    pub bad_rate: f64,
+    /// Seed of the `bad_rate` hash.
+    pub seed: u64,
+    /// After an error, keep reading and discarding this long before writing the error
+    /// response (Apple's close took ~500 ms to reach the provider).
+    pub error_delay: Duration,
+    /// After N accepted notifications on a connection, answer status 10 (shutdown)
+    /// naming the last accepted identifier, then close as after an error.
+    pub shutdown_after: Option<u64>,
+    /// After N accepted notifications on a connection, close without an error response.
+    pub close_after: Option<u64>,
+    /// After N accepted notifications on a connection, reset it (RST, `SO_LINGER` 0).
+    pub reset_after: Option<u64>,
+    /// Per-connection read-rate limit in bytes/s (plaintext), to create back-pressure.
+    pub read_rate: Option<u64>,
+    /// Drop the first K gateway connections (over the gateway's life) before the TLS handshake.
+    pub refuse_handshakes: u64,
+    /// Right after writing an error response, reset the connection instead of the
+    /// orderly shutdown + drain, so the response may be lost.
+    pub reset_after_error: bool,
+    /// How long to keep discarding input after an orderly shutdown before closing anyway
+    /// (default 2 s).
+    pub drain_timeout: Duration,
+    /// A TLS handshake that takes longer than this is abandoned (default 10 s).
+    pub handshake_timeout: Duration,
+    /// Tuples `(timestamp, token)` the feedback service serves once.
+    pub feedback: Vec<(u32, [u8; 32])>,
+    /// When set, one line per accepted notification: `<hex token>\t<identifier>`
+    /// (`-` for command 0, which has no identifier).
+    pub delivered_log: Option<PathBuf>,
+    /// Track deliveries per token (for `distinct_tokens`, `duplicates`, `deliveries()`);
+    /// default true. Turn off for pure throughput runs with huge lists.
+    pub track_deliveries: bool,
+    /// Cap the gateway (and feedback) TLS version at 1.2, like the old Apple gateway.
+    /// Under 1.2 a rejected client certificate fails the client's handshake itself.
+    pub tls12_only: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            read_buffer: 64 * 1024,
+            payload_limit_legacy: 256,
+            payload_limit: 2048,
+            bad_tokens: HashSet::new(),
+            bad_rate: 0.0,
+            seed: 0,
+            error_delay: Duration::ZERO,
+            shutdown_after: None,
+            close_after: None,
+            reset_after: None,
+            read_rate: None,
+            refuse_handshakes: 0,
+            reset_after_error: false,
+            drain_timeout: Duration::from_secs(2),
+            handshake_timeout: Duration::from_secs(10),
+            feedback: Vec::new(),
+            delivered_log: None,
+            track_deliveries: true,
+            tls12_only: false,
+        }
+    }
+}
+
+impl Config {
+    /// True when the gateway rejects `token` with status 8: it is in `bad_tokens`, or
+    /// its seeded hash falls in the `bad_rate` fraction.
+    pub fn is_bad(&self, token: &[u8; 32]) -> bool {
+        self.bad_tokens.contains(token)
+            || rate_says_bad(rate_threshold(self.bad_rate), self.seed, token)
+    }
+}
+
+/// The bad-token rule compiled for the per-frame path: fast hash set, precomputed threshold.
+#[derive(Debug, Clone)]
+pub(crate) struct BadTokens {
+    set: HashSet<[u8; 32], FastBuild>,
+    threshold: Option<u64>,
+    seed: u64,
+}
+
+impl BadTokens {
+    pub(crate) fn new(config: &Config) -> Self {
+        BadTokens {
+            set: config.bad_tokens.iter().copied().collect(),
+            threshold: rate_threshold(config.bad_rate),
+            seed: config.seed,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_bad(&self, token: &[u8; 32]) -> bool {
+        (!self.set.is_empty() && self.set.contains(token))
+            || rate_says_bad(self.threshold, self.seed, token)
+    }
+}
+
+/// `None` = no token is bad by rate; `Some(u64::MAX)` with rate >= 1 means all are.
+fn rate_threshold(rate: f64) -> Option<u64> {
+    if rate.is_nan() || rate <= 0.0 {
+        None
+    } else if rate >= 1.0 {
+        Some(u64::MAX)
+    } else {
+        Some((rate * 18_446_744_073_709_551_616.0) as u64)
+    }
+}
+
+#[inline]
+fn rate_says_bad(threshold: Option<u64>, seed: u64, token: &[u8; 32]) -> bool {
+    match threshold {
+        None => false,
+        Some(u64::MAX) => true,
+        Some(t) => token_score(seed, token) < t,
+    }
+}
+
+/// A token's position in [0, 2^64): splitmix64 chained over the seed and the four
+/// little-endian words of the token.
+pub(crate) fn token_score(seed: u64, token: &[u8; 32]) -> u64 {
+    let mut h = splitmix64(seed);
+    for w in token.chunks_exact(8) {
+        h = splitmix64(h ^ u64::from_le_bytes(w.try_into().expect("8-byte chunk")));
+    }
+    h
+}
+
+#[inline]
+pub(crate) fn splitmix64(x: u64) -> u64 {
+    let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Word-at-a-time 64-bit hash of a byte string (payload identity for duplicate counting).
+#[inline]
+pub(crate) fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
+    let mut h = seed ^ (bytes.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(c.try_into().expect("8-byte chunk"));
+        h = (h ^ w).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+    }
+    let rest = chunks.remainder();
+    if !rest.is_empty() {
+        let mut last = [0u8; 8];
+        last[..rest.len()].copy_from_slice(rest);
+        h = (h ^ u64::from_le_bytes(last))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(29);
+    }
+    splitmix64(h)
+}
+
+/// Cheap hasher for token-keyed maps: tokens come from senders, not attackers, and
+/// SipHash would cost more than the rest of the per-frame work.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FastHasher(u64);
+
+impl Hasher for FastHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        self.0 = hash_bytes(self.0, bytes);
+    }
+    #[inline]
+    fn write_usize(&mut self, n: usize) {
+        self.0 ^= n as u64;
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+/// `BuildHasher` for [`FastHasher`].
+pub(crate) type FastBuild = BuildHasherDefault<FastHasher>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_rate_is_deterministic_and_about_right() {
+        let c = Config {
+            bad_rate: 0.1,
+            seed: 7,
+            ..Config::default()
+        };
+        let compiled = BadTokens::new(&c);
+        let mut bad = 0;
+        for i in 0u32..20_000 {
+            let mut t = [0u8; 32];
+            t[..4].copy_from_slice(&i.to_be_bytes());
+            assert_eq!(c.is_bad(&t), compiled.is_bad(&t));
+            assert_eq!(c.is_bad(&t), c.is_bad(&t));
+            bad += c.is_bad(&t) as u32;
+        }
+        assert!((1_600..2_400).contains(&bad), "{bad}");
+        let all = Config {
+            bad_rate: 1.0,
+            ..Config::default()
+        };
+        assert!(all.is_bad(&[0; 32]));
+        assert!(!Config::default().is_bad(&[0; 32]));
+    }
+
+    #[test]
+    fn explicit_bad_tokens() {
+        let mut c = Config::default();
+        c.bad_tokens.insert([3; 32]);
+        assert!(c.is_bad(&[3; 32]));
+        assert!(BadTokens::new(&c).is_bad(&[3; 32]));
+        assert!(!BadTokens::new(&c).is_bad(&[4; 32]));
+    }
+}
