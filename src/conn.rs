@@ -121,7 +121,10 @@ pub(crate) fn run_shard(
         }
         let answered = state.answered();
         let mut give_up = false;
-        match connect(link, &mut poll) {
+        let connecting = Instant::now();
+        let attempt = connect(link, &mut poll);
+        state.report_mut().connect_s += connecting.elapsed().as_secs_f64();
+        match attempt {
             Ok(mut conn) => {
                 failed_connects = 0;
                 state.on_connected();
@@ -245,8 +248,14 @@ fn connect(link: &Link, poll: &mut Poll) -> Result<Conn, ConnectError> {
         .collect();
     let mut last = format!("{} resolves to no address", link.gateway);
     for addr in addrs {
+        let started = Instant::now();
         match connect_tcp(addr, link, poll, deadline) {
-            Ok(sock) => return handshake(sock, link, poll, deadline),
+            Ok(sock) => {
+                let tcp = started.elapsed();
+                let conn = handshake(sock, link, poll, deadline);
+                log::debug!("connected to {addr}: tcp {tcp:?}, tls {:?}", started.elapsed() - tcp);
+                return conn;
+            }
             Err(e) => last = format!("cannot connect to {} ({addr}): {e}", link.gateway),
         }
     }
@@ -338,6 +347,7 @@ fn drive(
     let mut read_buf = [0u8; 4096];
     let mut last_progress = Instant::now();
     let mut last_report = Instant::now();
+    let mut pushed = false;
     loop {
         pull_input(state, input, cancel);
         // Write until the socket would block or there is nothing to write.
@@ -380,6 +390,14 @@ fn drive(
         if last_report.elapsed() >= TICK {
             let _ = events.send(Event::Progress(state.report().clone()));
             last_report = Instant::now();
+        }
+        if state.awaiting_confirmation() && !link.nodelay && !pushed {
+            // Nagle would hold the sentinel until the gateway acknowledges
+            // earlier data, and the gateway delays that acknowledgement
+            // because it has nothing to say yet: a 40 ms stall per window.
+            // Turning NODELAY on pushes the tail out now.
+            let _ = conn.get_ref().set_nodelay(true);
+            pushed = true;
         }
         let waiting_on_gateway = blocked || state.awaiting_confirmation();
         if !waiting_on_gateway && state.in_flight() == 0 && !state.has_work() {
@@ -493,6 +511,8 @@ pub(crate) fn probe(link: &Link, command: Command, cancel: &AtomicBool) -> Resul
 fn probe_answer(conn: &mut Conn, link: &Link, poll: &mut Poll, command: Command) -> Result<(), String> {
     let mut out = Vec::new();
     command.encode_sentinel(0, &mut out);
+    // One small write, then a wait for the answer: never let Nagle hold it.
+    let _ = conn.get_ref().set_nodelay(true);
     let deadline = Instant::now() + link.response_timeout;
     let mut events = Events::with_capacity(4);
     let mut pos = 0;

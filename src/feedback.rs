@@ -129,7 +129,10 @@ impl FeedbackDecoder {
         token.copy_from_slice(&tuple[HEADER_LEN..]);
         let time = BigEndian::read_u32(&tuple[..4]);
         self.pos += FeedbackTuple::LEN;
-        Ok(Some(FeedbackTuple { time, token: DeviceToken(token) }))
+        Ok(Some(FeedbackTuple {
+            time,
+            token: DeviceToken(token),
+        }))
     }
 
     /// Stream offset (bytes pushed before it) of the next undecoded tuple.

@@ -21,8 +21,14 @@ fn two_tuples() -> Vec<u8> {
 
 fn expected() -> Vec<FeedbackTuple> {
     vec![
-        FeedbackTuple { time: 0x5F5E_0FF0, token: token(0) },
-        FeedbackTuple { time: 1, token: token(0xA0) },
+        FeedbackTuple {
+            time: 0x5F5E_0FF0,
+            token: token(0),
+        },
+        FeedbackTuple {
+            time: 1,
+            token: token(0xA0),
+        },
     ]
 }
 
@@ -107,12 +113,18 @@ fn read_all_reads_to_eof() {
     let mut bad = two_tuples();
     bad[38 + 5] = 31;
     let e = read_all(&bad[..]).unwrap_err();
-    assert_eq!(e.to_string(), "feedback tuple at byte 38: token length is 31, expected 32");
+    assert_eq!(
+        e.to_string(),
+        "feedback tuple at byte 38: token length is 31, expected 32"
+    );
 
     let e = read_all(&two_tuples()[..40]).unwrap_err();
     assert!(matches!(
         e,
-        FeedbackReadError::Decode { offset: 38, error: FeedbackError::Truncated { bytes: 2 } }
+        FeedbackReadError::Decode {
+            offset: 38,
+            error: FeedbackError::Truncated { bytes: 2 }
+        }
     ));
 }
 
@@ -133,9 +145,19 @@ fn read_all_survives_small_reads_and_interrupts() {
     }
     let mut many = vec![];
     for i in 0..1000u32 {
-        FeedbackTuple { time: i, token: token(i as u8) }.encode(&mut many);
+        FeedbackTuple {
+            time: i,
+            token: token(i as u8),
+        }
+        .encode(&mut many);
     }
     let got = read_all(Trickle(many, 0, false)).unwrap();
     assert_eq!(got.len(), 1000);
-    assert_eq!(got[999], FeedbackTuple { time: 999, token: token(999u32 as u8) });
+    assert_eq!(
+        got[999],
+        FeedbackTuple {
+            time: 999,
+            token: token(999u32 as u8)
+        }
+    );
 }

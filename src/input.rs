@@ -10,7 +10,8 @@
 //!   either case);
 //! - an NDJSON object `{"token": "…", "payload": {…}}` (first non-space
 //!   character `{`); the payload is optional (absent or `null` = the run's
-//!   shared payload) and is checked and minified by [`payload::validate`];
+//!   shared payload) and is checked and minified by [`payload::validate`]
+//!   (after parsing into a value: key order is kept, numbers are normalised);
 //!   other keys are refused, so a misspelt `"paylod"` cannot silently send
 //!   the shared payload;
 //! - anything else: skipped, with a [`SkipReason`].
@@ -41,12 +42,14 @@ use serde::Deserialize;
 
 use crate::frame::Command;
 use crate::payload::{self, PayloadError};
-use crate::token::{DeviceToken, TokenError, TOKEN_LEN};
+use crate::token::{DeviceToken, TokenError};
 
 mod partition;
+mod scan;
 
+use partition::{Fingerprints, fingerprint};
 pub use partition::{Partition, PartitionError};
-use partition::{fingerprint, Fingerprints};
+use scan::{decode_hex64, find_newline};
 
 /// Lines longer than this many bytes (without the line break) are skipped
 /// with [`SkipReason::TooLong`] instead of being buffered.
@@ -101,7 +104,8 @@ impl fmt::Display for Skip {
 pub enum SkipReason {
     /// Not a device token.
     BadToken(TokenError),
-    /// The same token appeared on an earlier line.
+    /// The same token was sent from an earlier line (lines skipped for a bad
+    /// payload do not count, so a later good line for the token is sent).
     Duplicate,
     /// Starts with `{` but is not a `{"token", "payload"}` object.
     BadJson(String),
@@ -142,7 +146,11 @@ pub struct ReaderOptions {
 
 impl Default for ReaderOptions {
     fn default() -> Self {
-        ReaderOptions { dedup: true, payload_limit: Command::Items.payload_limit(), partition: None }
+        ReaderOptions {
+            dedup: true,
+            payload_limit: Command::Items.payload_limit(),
+            partition: None,
+        }
     }
 }
 
@@ -185,7 +193,10 @@ impl<R: BufRead> TokenReader<R> {
             buf: Vec::with_capacity(256),
             lines: 0,
             failed: false,
-            filter: Filter { options, seen: Fingerprints::default() },
+            filter: Filter {
+                options,
+                seen: Fingerprints::default(),
+            },
         }
     }
 
@@ -294,7 +305,11 @@ impl Filter {
         token: DeviceToken,
         payload: Result<Option<Arc<[u8]>>, PayloadError>,
     ) -> Record {
-        if self.options.partition.is_some_and(|p| !p.claims_token(&token)) {
+        if self
+            .options
+            .partition
+            .is_some_and(|p| !p.claims_token(&token))
+        {
             return Record::OtherPartition;
         }
         let payload = match payload {
@@ -304,7 +319,11 @@ impl Filter {
         if self.options.dedup && !self.seen.insert(fingerprint(token.as_bytes())) {
             return Record::Skip(skip(line, s, SkipReason::Duplicate));
         }
-        Record::Send(Entry { line, token, payload })
+        Record::Send(Entry {
+            line,
+            token,
+            payload,
+        })
     }
 
     /// A line with no usable token: partitioned by its trimmed bytes.
@@ -362,25 +381,6 @@ impl<R: BufRead> Iterator for TokenReader<R> {
     }
 }
 
-/// Position of the first `\n`, eight bytes at a time (SWAR): a plain byte
-/// loop here was a measurable share of the per-line cost.
-fn find_newline(s: &[u8]) -> Option<usize> {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let mut words = s.chunks_exact(8);
-    for (k, w) in words.by_ref().enumerate() {
-        let x = u64::from_le_bytes(w.try_into().expect("8-byte chunk")) ^ (LO * u64::from(b'\n'));
-        // The lowest set bit marks the first zero byte of x (borrows only
-        // create false hits above a true one).
-        let zero = x.wrapping_sub(LO) & !x & HI;
-        if zero != 0 {
-            return Some(8 * k + (zero.trailing_zeros() / 8) as usize);
-        }
-    }
-    let tail = words.remainder();
-    tail.iter().position(|&b| b == b'\n').map(|p| s.len() - tail.len() + p)
-}
-
 fn skip(line: u64, s: &[u8], reason: SkipReason) -> Skip {
     // 4 bytes per char at most, so this head holds more than TEXT_CHARS chars
     // whenever it is shorter than the line.
@@ -392,37 +392,6 @@ fn skip(line: u64, s: &[u8], reason: SkipReason) -> Skip {
         text.push('…');
     }
     Skip { line, text, reason }
-}
-
-/// Hex digit values; 0xFF marks a non-digit.
-static HEX: [u8; 256] = {
-    let mut t = [0xFF; 256];
-    let mut i = 0;
-    while i < 10 {
-        t[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        t[b'a' as usize + i] = 10 + i as u8;
-        t[b'A' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    t
-};
-
-/// Decodes exactly 64 hex digits; `None` for anything else (the slow path
-/// then gives the precise reason).
-fn decode_hex64(s: &[u8]) -> Option<DeviceToken> {
-    let s: &[u8; 2 * TOKEN_LEN] = s.try_into().ok()?;
-    let mut out = [0u8; TOKEN_LEN];
-    let mut bad = 0u8;
-    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-        let (hi, lo) = (HEX[usize::from(pair[0])], HEX[usize::from(pair[1])]);
-        bad |= hi | lo;
-        *o = (hi << 4) | lo;
-    }
-    (bad & 0xF0 == 0).then_some(DeviceToken(out))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 pub mod frame;
 pub mod token;
 pub mod feedback;
+pub mod feedback_client;
 pub mod input;
 pub mod payload;
 pub mod report;

@@ -7,8 +7,9 @@
 //! and pretty-printed payload files are common, so [`validate`] returns the
 //! payload minified.
 //!
-//! The limit for each frame format is [`Command::payload_limit`]
-//! (crate::frame::Command::payload_limit); callers may pass another.
+//! The limit for each frame format is
+//! [`Command::payload_limit`](crate::frame::Command::payload_limit); callers
+//! may pass another.
 
 use std::fmt;
 
@@ -41,8 +42,15 @@ pub enum PayloadError {
 impl fmt::Display for PayloadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PayloadError::NotJson { line, column, message } => {
-                write!(f, "payload is not JSON: {message} at line {line} column {column}")
+            PayloadError::NotJson {
+                line,
+                column,
+                message,
+            } => {
+                write!(
+                    f,
+                    "payload is not JSON: {message} at line {line} column {column}"
+                )
             }
             PayloadError::NotObject => f.write_str("payload is not a JSON object"),
             PayloadError::TooLarge { size, limit } => {
@@ -76,7 +84,13 @@ struct Aps<'a> {
 /// written as UTF-8, not `\u` escapes, which keeps it small. The size is not
 /// checked: pass the result through [`validate`] for that.
 pub fn alert_payload(alert: &str, badge: Option<u32>, sound: Option<&str>) -> Vec<u8> {
-    let value = Alert { aps: Aps { alert, badge, sound } };
+    let value = Alert {
+        aps: Aps {
+            alert,
+            badge,
+            sound,
+        },
+    };
     // Serializing plain strings and integers into a Vec cannot fail.
     serde_json::to_vec(&value).expect("alert payload serializes")
 }
@@ -100,7 +114,11 @@ pub fn validate(raw: &[u8], limit: usize) -> Result<Vec<u8>, PayloadError> {
     if let Err(e) = std::str::from_utf8(raw) {
         let (line, column) = position(raw, e.valid_up_to());
         let message = "invalid UTF-8".to_owned();
-        return Err(PayloadError::NotJson { line, column, message });
+        return Err(PayloadError::NotJson {
+            line,
+            column,
+            message,
+        });
     }
     // IgnoredAny checks the syntax (and trailing bytes) without building a tree.
     if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(raw) {
@@ -111,7 +129,10 @@ pub fn validate(raw: &[u8], limit: usize) -> Result<Vec<u8>, PayloadError> {
     }
     let out = minify(raw);
     if out.len() > limit {
-        return Err(PayloadError::TooLarge { size: out.len(), limit });
+        return Err(PayloadError::TooLarge {
+            size: out.len(),
+            limit,
+        });
     }
     Ok(out)
 }
@@ -123,14 +144,21 @@ pub(crate) fn not_json(e: &serde_json::Error) -> PayloadError {
     let text = e.to_string();
     let suffix = format!(" at line {line} column {column}");
     let message = text.strip_suffix(&suffix).unwrap_or(&text).to_owned();
-    PayloadError::NotJson { line, column, message }
+    PayloadError::NotJson {
+        line,
+        column,
+        message,
+    }
 }
 
 /// 1-based (line, column) of byte offset `at`.
 fn position(raw: &[u8], at: usize) -> (usize, usize) {
     let before = &raw[..at];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let line_start = before
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
     (line, at - line_start + 1)
 }
 
@@ -168,7 +196,10 @@ mod tests {
 
     #[test]
     fn alert_payload_is_compact_and_escaped() {
-        assert_eq!(alert_payload("hi", None, None), br#"{"aps":{"alert":"hi"}}"#);
+        assert_eq!(
+            alert_payload("hi", None, None),
+            br#"{"aps":{"alert":"hi"}}"#
+        );
         assert_eq!(
             alert_payload("say \"hé\" \\ ok\n", Some(3), Some("ping.aiff")),
             "{\"aps\":{\"alert\":\"say \\\"hé\\\" \\\\ ok\\n\",\"badge\":3,\"sound\":\"ping.aiff\"}}"
@@ -180,7 +211,8 @@ mod tests {
 
     #[test]
     fn validate_minifies_keeping_order_and_text() {
-        let pretty = b"{\n  \"z\" : 1.50,\n  \"aps\": {\"alert\": \"a  b\\\" c\" },\r\n\t\"a\": [1, 2]\n}\n";
+        let pretty =
+            b"{\n  \"z\" : 1.50,\n  \"aps\": {\"alert\": \"a  b\\\" c\" },\r\n\t\"a\": [1, 2]\n}\n";
         assert_eq!(
             validate(pretty, 256).unwrap(),
             br#"{"z":1.50,"aps":{"alert":"a  b\" c"},"a":[1,2]}"#
@@ -193,11 +225,23 @@ mod tests {
         assert_eq!(validate(b"[1]", 256), Err(PayloadError::NotObject));
         assert_eq!(validate(b" \"x\" ", 256), Err(PayloadError::NotObject));
         let e = validate(b"{\n \"a\": }", 256).unwrap_err();
-        assert_eq!(e.to_string(), "payload is not JSON: expected value at line 2 column 7");
-        assert!(matches!(validate(b"{} x", 256), Err(PayloadError::NotJson { .. })));
-        assert!(matches!(validate(b"", 256), Err(PayloadError::NotJson { .. })));
+        assert_eq!(
+            e.to_string(),
+            "payload is not JSON: expected value at line 2 column 7"
+        );
+        assert!(matches!(
+            validate(b"{} x", 256),
+            Err(PayloadError::NotJson { .. })
+        ));
+        assert!(matches!(
+            validate(b"", 256),
+            Err(PayloadError::NotJson { .. })
+        ));
         let e = validate(b"{\n\"a\":\"\xff\"}", 256).unwrap_err();
-        assert_eq!(e.to_string(), "payload is not JSON: invalid UTF-8 at line 2 column 6");
+        assert_eq!(
+            e.to_string(),
+            "payload is not JSON: invalid UTF-8 at line 2 column 6"
+        );
         let big = format!("{{\"a\":\"{}\"}}", "x".repeat(292));
         assert_eq!(
             validate(big.as_bytes(), 256).unwrap_err().to_string(),

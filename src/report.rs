@@ -86,6 +86,8 @@ pub struct ShardReport {
     pub reconnects: u64,
     /// Connection attempts that failed (TCP, TLS, or closed right after the handshake).
     pub failed_connects: u64,
+    /// Seconds spent connecting (TCP and TLS handshakes), included in `elapsed_s`.
+    pub connect_s: f64,
     /// Why the shard stopped early, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -74,7 +74,10 @@ pub struct SendConfig {
     pub confirm_every: u64,
     /// Bytes per write.
     pub batch_bytes: usize,
-    /// SO_SNDBUF; `None` keeps the kernel's autotuning.
+    /// SO_SNDBUF; `None` keeps the kernel's autotuning. Everything in the
+    /// send buffer when an error response is written is resent, so a small
+    /// buffer keeps errors cheap; on a long, fast link the buffer must hold a
+    /// round trip's worth of data or it caps the rate (see BENCHMARKS.md).
     pub send_buffer: Option<usize>,
     /// TCP connect plus TLS handshake.
     pub connect_timeout: Duration,
@@ -96,7 +99,7 @@ impl SendConfig {
         SendConfig {
             gateway: gateway.into(),
             tls,
-            shards: 2,
+            shards: 4,
             nodelay: false,
             style: Style::Pipelined,
             command: Command::Items,
@@ -106,7 +109,7 @@ impl SendConfig {
             window_bytes: 16 << 20,
             confirm_every: 0,
             batch_bytes: 64 << 10,
-            send_buffer: None,
+            send_buffer: Some(64 << 10),
             connect_timeout: Duration::from_secs(10),
             response_timeout: Duration::from_secs(10),
             max_failures: 6,

@@ -52,7 +52,7 @@ pub struct Config {
     /// Tuples `(timestamp, token)` the feedback service serves once.
     pub feedback: Vec<(u32, [u8; 32])>,
     /// When set, one line per accepted notification: `<hex token>\t<identifier>`
-    /// (`-` for command 0, which has no identifier).
+    /// (`-` when the notification has no identifier: command 0, or command 2 without item 3).
     pub delivered_log: Option<PathBuf>,
     /// Track deliveries per token (for `distinct_tokens`, `duplicates`, `deliveries()`);
     /// default true. Turn off for pure throughput runs with huge lists.

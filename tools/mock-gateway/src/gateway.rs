@@ -231,9 +231,13 @@ impl Handle {
         &self.shared.config
     }
 
-    /// A snapshot of the counters.
+    /// A snapshot of the counters. Settles the per-token ledger first, which costs
+    /// about 0.5 µs per notification accepted since the last call when millions of
+    /// tokens are tracked (see [`Config::track_deliveries`]).
     pub fn stats(&self) -> Stats {
-        lock(&self.shared.tracker).stats.clone()
+        let mut t = lock(&self.shared.tracker);
+        t.settle();
+        t.stats.clone()
     }
 
     /// Accepted deliveries per token, any payload (empty if tracking is off).
@@ -280,6 +284,7 @@ impl Handle {
         let deadline = Instant::now() + timeout;
         let mut t = lock(&self.shared.tracker);
         loop {
+            t.settle();
             if pred(&t.stats) {
                 return Ok(t.stats.clone());
             }
@@ -301,6 +306,7 @@ impl Handle {
     pub fn stop(mut self) -> Stats {
         self.shutdown();
         let mut t = lock(&self.shared.tracker);
+        t.settle();
         t.flush_log();
         t.stats.clone()
     }
