@@ -1,13 +1,75 @@
-//! apnsblast
-pub mod frame;
-pub mod token;
+//! apnsblast: blast Apple push notifications to million-token lists over the
+//! APNs binary provider protocol, as fast as the wire allows, and account for
+//! every single token.
+//!
+//! The gateway says nothing on success. On the first bad notification it
+//! writes a 6-byte error response naming it, closes the connection, and
+//! throws away everything written after it. A sender that does not read that
+//! response silently loses the rest of its batch; one that reads after every
+//! write crawls. apnsblast writes in large batches until the socket would
+//! block, watches for the error response the whole time, keeps what it wrote
+//! until a *sentinel* (a frame every gateway rejects) proves it was accepted,
+//! and resends what the gateway discarded, so every token ends in exactly one
+//! state: accepted, rejected (with its status), unconfirmed, unsent, or skipped.
+//!
+//! # Design
+//!
+//! ```text
+//!  token list ─▶ input::TokenReader ─▶ run (splitter) ─┬─▶ shard thread 0: ShardState + conn ─TLS─▶ gateway
+//!                 (parse, dedup,          bounded      ├─▶ shard thread 1 ...
+//!                  partition)             channels     └─▶ ...
+//!                                              results, failures ─▶ Observer ─▶ report::Report
+//! ```
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`token`] | device tokens: parsing hex with the usual decorations |
+//! | [`frame`] | the wire format: command 0/1/2 encoders, the error response decoder |
+//! | [`payload`] | building and validating JSON payloads |
+//! | [`input`] | the streaming token-list reader (hex lines, NDJSON, dedup, partitions) |
+//! | [`shard`] | the sans-I/O state of one connection: windows, rewinds, recovery |
+//! | [`conn`] | the I/O driver of one shard: mio + native-tls, reconnects |
+//! | [`run`] | a whole run: splitter, shard threads, merge ([`run::Blaster`]) |
+//! | [`report`] | what happened to every token |
+//! | [`tls`] | loading the provider certificate, building the TLS client |
+//! | [`feedback`], [`feedback_client`] | the feedback service: decoding and fetching |
+//! | [`error`] | why a run could not start |
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::io::BufReader;
+//! use apnsblast::input::{ReaderOptions, TokenReader};
+//! use apnsblast::run::{Blaster, SendConfig};
+//! use apnsblast::tls::{ClientIdentity, TlsConfig};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let identity = ClientIdentity::load("push.p12".as_ref(), None, Some(""))?;
+//! let tls = TlsConfig { identity: Some(identity), ..TlsConfig::default() };
+//! let payload = apnsblast::payload::alert_payload("Hello", Some(1), None);
+//! let config = SendConfig::new("gateway.push.apple.com:2195", tls, payload);
+//! let tokens = TokenReader::new(BufReader::new(std::fs::File::open("tokens.txt")?), ReaderOptions::default());
+//! let report = Blaster::new(config)?.run(tokens, &mut ())?;
+//! assert_eq!(report.unaccounted(), 0);
+//! println!("{} accepted, {} rejected", report.accepted, report.rejected_total());
+//! # Ok(()) }
+//! ```
+#![deny(missing_docs, missing_debug_implementations)]
+
+pub mod conn;
+pub mod error;
 pub mod feedback;
 pub mod feedback_client;
+pub mod frame;
 pub mod input;
 pub mod payload;
 pub mod report;
+pub mod run;
 pub mod shard;
 pub mod tls;
-pub mod conn;
-pub mod error;
-pub mod run;
+pub mod token;
+
+pub use error::Error;
+pub use report::{Failure, Report, State};
+pub use run::{Blaster, Observer, Progress, SendConfig, Style};
+pub use token::DeviceToken;
