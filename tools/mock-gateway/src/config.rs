@@ -57,6 +57,9 @@ pub struct Config {
     /// Track deliveries per token (for `distinct_tokens`, `duplicates`, `deliveries()`);
     /// default true. Turn off for pure throughput runs with huge lists.
     pub track_deliveries: bool,
+    /// Randomised faults, a different draw for every connection (for chaos runs).
+    /// Combines with the fixed fault settings above; the earliest fault wins.
+    pub chaos: Option<Chaos>,
     /// Cap the gateway (and feedback) TLS version at 1.2, like the old Apple gateway.
     /// Under 1.2 a rejected client certificate fails the client's handshake itself.
     pub tls12_only: bool,
@@ -83,6 +86,7 @@ impl Default for Config {
             feedback: Vec::new(),
             delivered_log: None,
             track_deliveries: true,
+            chaos: None,
             tls12_only: false,
         }
     }
@@ -238,5 +242,69 @@ mod tests {
         assert!(c.is_bad(&[3; 32]));
         assert!(BadTokens::new(&c).is_bad(&[3; 32]));
         assert!(!BadTokens::new(&c).is_bad(&[4; 32]));
+    }
+}
+
+/// Seeded random faults, drawn per connection from (`seed`, connection number),
+/// so a failing chaos run replays exactly with the same seed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Chaos {
+    /// Seed of every draw.
+    pub seed: u64,
+    /// Probability that a connection gets one of: shutdown (status 10), silent
+    /// close, or reset, after a random number of accepted notifications.
+    pub fault_rate: f64,
+    /// The fault fires after 1 to 2 × `mean_after` accepted notifications.
+    pub mean_after: u64,
+    /// One connection in ten holds its error response (or shutdown) for 0 to
+    /// this long, as Apple's did; the others answer at once.
+    pub max_error_delay: Duration,
+    /// Probability that an error response is followed by a reset that may destroy it.
+    pub lost_response_rate: f64,
+    /// Probability that a connection is dropped before its TLS handshake.
+    pub refuse_rate: f64,
+}
+
+/// What chaos decided for one connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChaosFault {
+    /// Status 10 after N accepted.
+    Shutdown(u64),
+    /// Silent close after N accepted.
+    Close(u64),
+    /// Reset after N accepted.
+    Reset(u64),
+}
+
+/// One connection's chaos draw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ChaosDraw {
+    pub refuse: bool,
+    pub fault: Option<ChaosFault>,
+    pub error_delay: Duration,
+    pub reset_after_error: bool,
+}
+
+impl Chaos {
+    /// The draw for connection number `n` (0-based, over the gateway's life).
+    pub(crate) fn draw(&self, n: u64) -> ChaosDraw {
+        let mut state = splitmix64(self.seed ^ n.wrapping_mul(0xA076_1D64_78BD_642F));
+        let mut unit = || {
+            state = splitmix64(state);
+            (state >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let refuse = unit() < self.refuse_rate;
+        let has_fault = unit() < self.fault_rate;
+        let kind = unit();
+        let after = 1 + (unit() * (2 * self.mean_after.max(1)) as f64) as u64;
+        let fault = has_fault.then(|| match (kind * 3.0) as u32 {
+            0 => ChaosFault::Shutdown(after),
+            1 => ChaosFault::Close(after),
+            _ => ChaosFault::Reset(after),
+        });
+        let delayed = unit() < 0.1;
+        let error_delay = if delayed { self.max_error_delay.mul_f64(unit()) } else { Duration::ZERO };
+        let reset_after_error = unit() < self.lost_response_rate;
+        ChaosDraw { refuse, fault, error_delay, reset_after_error }
     }
 }

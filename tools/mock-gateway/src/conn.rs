@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use openssl::ssl::SslStream;
 
+use crate::config::ChaosFault;
 use crate::gateway::Shared;
 use crate::parse::{self, Limits, Parsed};
 use crate::stats::Accepted;
@@ -34,30 +35,52 @@ enum End {
 }
 
 /// Serve one accepted TCP connection to its end.
-pub(crate) fn serve(shared: &Shared, tcp: TcpStream) {
+pub(crate) fn serve(shared: &Shared, tcp: TcpStream, seq: u64) {
     let Some(mut tls) = tls::handshake(shared, tcp) else {
         return;
     };
+    let plan = Plan::new(shared, seq);
     shared.update(|t| t.stats.connections += 1);
-    let mut conn = Conn::new(shared);
+    let mut conn = Conn::new(shared, &plan);
     let end = conn.run(&mut tls);
     conn.flush();
     let discarded = (conn.end - conn.start) as u64;
-    finish(shared, tls, end, discarded);
+    finish(shared, tls, end, discarded, &plan);
 }
 
-/// The fault that fires after N accepted notifications (the smallest N wins; on a tie
-/// shutdown beats close beats reset).
-fn fault_plan(shared: &Shared) -> Option<(u64, End)> {
-    let c = &shared.config;
-    [
-        c.shutdown_after.map(|n| (n, End::Shutdown { id: 0 })),
-        c.close_after.map(|n| (n, End::Close)),
-        c.reset_after.map(|n| (n, End::Reset)),
-    ]
-    .into_iter()
-    .flatten()
-    .min_by_key(|(n, _)| *n)
+/// How one connection misbehaves: the fixed fault settings plus its chaos draw.
+struct Plan {
+    /// The fault that fires after N accepted notifications.
+    fault: Option<(u64, End)>,
+    error_delay: Duration,
+    reset_after_error: bool,
+}
+
+impl Plan {
+    /// The fault that fires first wins (on a tie shutdown beats close beats reset).
+    fn new(shared: &Shared, seq: u64) -> Plan {
+        let c = &shared.config;
+        let draw = c.chaos.as_ref().map(|ch| ch.draw(seq)).unwrap_or_default();
+        let chaos = draw.fault.map(|f| match f {
+            ChaosFault::Shutdown(n) => (n, End::Shutdown { id: 0 }),
+            ChaosFault::Close(n) => (n, End::Close),
+            ChaosFault::Reset(n) => (n, End::Reset),
+        });
+        let fault = [
+            c.shutdown_after.map(|n| (n, End::Shutdown { id: 0 })),
+            c.close_after.map(|n| (n, End::Close)),
+            c.reset_after.map(|n| (n, End::Reset)),
+            chaos,
+        ]
+        .into_iter()
+        .flatten()
+        .min_by_key(|(n, _)| *n);
+        Plan {
+            fault,
+            error_delay: c.error_delay.max(draw.error_delay),
+            reset_after_error: c.reset_after_error || draw.reset_after_error,
+        }
+    }
 }
 
 struct Conn<'a> {
@@ -76,7 +99,7 @@ struct Conn<'a> {
 }
 
 impl<'a> Conn<'a> {
-    fn new(shared: &'a Shared) -> Self {
+    fn new(shared: &'a Shared, plan: &Plan) -> Self {
         let c = &shared.config;
         Conn {
             shared,
@@ -91,7 +114,7 @@ impl<'a> Conn<'a> {
             unrecorded_bytes: 0,
             accepted: 0,
             last_id: 0,
-            fault: fault_plan(shared),
+            fault: plan.fault,
             pacer: c.read_rate.filter(|r| *r > 0).map(Pacer::new),
         }
     }
@@ -213,7 +236,7 @@ impl<'a> Conn<'a> {
 }
 
 /// End the connection per `end`; stats are updated before anything reaches the client.
-fn finish(shared: &Shared, mut tls: SslStream<TcpStream>, end: End, discarded: u64) {
+fn finish(shared: &Shared, mut tls: SslStream<TcpStream>, end: End, discarded: u64, plan: &Plan) {
     match end {
         End::Gone => {
             let _ = tls.shutdown();
@@ -228,7 +251,7 @@ fn finish(shared: &Shared, mut tls: SslStream<TcpStream>, end: End, discarded: u
                 t.stats.discarded_bytes += discarded;
             });
             if respond {
-                respond_and_close(shared, tls, status, id);
+                respond_and_close(shared, tls, status, id, plan);
             } else {
                 tls::close(shared, tls);
             }
@@ -238,7 +261,7 @@ fn finish(shared: &Shared, mut tls: SslStream<TcpStream>, end: End, discarded: u
                 t.stats.shutdowns += 1;
                 t.stats.discarded_bytes += discarded;
             });
-            respond_and_close(shared, tls, parse::SHUTDOWN, id);
+            respond_and_close(shared, tls, parse::SHUTDOWN, id, plan);
         }
         End::Close => {
             shared.update(|t| {
@@ -259,14 +282,14 @@ fn finish(shared: &Shared, mut tls: SslStream<TcpStream>, end: End, discarded: u
 
 /// Optionally hold the response for `error_delay` (discarding input), write
 /// `8|status|id`, then close in order, or reset if `reset_after_error`.
-fn respond_and_close(shared: &Shared, mut tls: SslStream<TcpStream>, status: u8, id: u32) {
-    let delay = shared.config.error_delay;
+fn respond_and_close(shared: &Shared, mut tls: SslStream<TcpStream>, status: u8, id: u32, plan: &Plan) {
+    let delay = plan.error_delay;
     if !delay.is_zero() {
         let n = tls::drain(shared, tls.get_mut(), delay);
         shared.update(|t| t.stats.discarded_bytes += n);
         let _ = tls.get_ref().set_read_timeout(Some(POLL));
     }
-    let reset = shared.config.reset_after_error;
+    let reset = plan.reset_after_error;
     if reset {
         shared.update(|t| t.stats.resets += 1);
     }

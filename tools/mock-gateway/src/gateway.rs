@@ -155,12 +155,14 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener, service: Service) {
         };
         if let Service::Gateway = service {
             let n = shared.seen.fetch_add(1, Ordering::Relaxed);
-            if n < shared.config.refuse_handshakes {
+            let chaos_refuses = shared.config.chaos.as_ref().is_some_and(|c| c.draw(n).refuse);
+            if n < shared.config.refuse_handshakes || chaos_refuses {
                 shared.update(|t| t.stats.handshakes_refused += 1);
                 drop(tcp);
                 continue;
             }
         }
+        let seq = shared.seen.load(Ordering::Relaxed).saturating_sub(1);
         let conn_shared = Arc::clone(shared);
         let mut threads = lock(&shared.threads);
         threads.retain(|t| !t.is_finished());
@@ -172,7 +174,7 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener, service: Service) {
             .spawn(move || {
                 let _active = ActiveGuard(&conn_shared, service);
                 match service {
-                    Service::Gateway => conn::serve(&conn_shared, tcp),
+                    Service::Gateway => conn::serve(&conn_shared, tcp, seq),
                     Service::Feedback => feedback::serve(&conn_shared, tcp),
                 }
             });

@@ -48,7 +48,7 @@ pub mod pki;
 pub mod stats;
 mod tls;
 
-pub use config::Config;
+pub use config::{Chaos, Config};
 pub use gateway::{Gateway, Handle};
 pub use pki::{ClientIdentity, Pki};
 pub use stats::Stats;

@@ -1,0 +1,111 @@
+//! Chaos: seeded random runs against a mock gateway whose every connection
+//! draws its own faults (invalid tokens, delayed and lost error responses,
+//! shutdowns, silent closes, resets mid-record, refused handshakes, slow
+//! reads). Each run checks the mock's deliveries against the report: every
+//! valid token delivered, no duplicate that the report does not declare,
+//! nothing unaccounted for.
+//!
+//! The default test runs a CI-sized list. The full size runs by hand:
+//! `CHAOS_TOKENS=1000000 CHAOS_SEEDS=1,2,3 cargo test --release --test chaos -- --ignored --nocapture`.
+//! A failure prints its seed; `CHAOS_SEEDS=<seed>` replays it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use mock_gateway::{Chaos, Config};
+
+/// Prints the seed if the run panics, so it can be replayed.
+struct SeedGuard(u64);
+
+impl Drop for SeedGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("chaos run failed with seed {0}; replay with CHAOS_SEEDS={0}", self.0);
+        }
+    }
+}
+
+fn unit(x: &mut u64) -> f64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    (*x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn chaos_run(seed: u64, n: usize, max_delay: Duration) {
+    let _guard = SeedGuard(seed);
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let bad_rate = 0.001 + 0.009 * unit(&mut x);
+    let shards = 1 + (unit(&mut x) * 8.0) as usize;
+    let slow = unit(&mut x) < 0.25;
+    let chaos = Chaos {
+        seed,
+        fault_rate: 0.3,
+        mean_after: 100 + (unit(&mut x) * 1_900.0) as u64,
+        max_error_delay: max_delay,
+        lost_response_rate: 0.1,
+        refuse_rate: 0.05,
+    };
+    let config = Config {
+        bad_rate,
+        seed,
+        chaos: Some(chaos.clone()),
+        read_rate: slow.then_some(20_000_000),
+        ..Config::default()
+    };
+    let gw = gateway(config);
+    let tokens = tokens(n, seed);
+    let started = Instant::now();
+    let mut c = common::config(&gw, shards);
+    c.max_failures = 10;
+    let (report, failures) = blast(c, &list(&tokens));
+    let elapsed = started.elapsed();
+    let stats = gw.stats();
+    println!(
+        "seed {seed}: {n} tokens, {shards} shards, bad {:.2}%, slow {slow}, {:?}: accepted {}, rejected {}, unconfirmed {}, \
+         possibly duplicated {} (mock duplicates {}), resent {}, reconnects {}, mock faults: {} shutdowns, {} silent closes, \
+         {} resets, {} refused; {:.1}s",
+        bad_rate * 100.0,
+        chaos.max_error_delay,
+        report.accepted,
+        report.rejected_total(),
+        report.unconfirmed,
+        report.possibly_duplicated,
+        stats.duplicates,
+        report.resent,
+        report.reconnects,
+        stats.shutdowns,
+        stats.silent_closes,
+        stats.resets,
+        stats.handshakes_refused,
+        elapsed.as_secs_f64(),
+    );
+    assert_eq!(report.unconfirmed + report.unsent, 0, "with retries left, nothing stays unconfirmed: {report:#?}");
+    assert_accounted(&report, &failures, &gw, &tokens);
+    gw.stop();
+}
+
+fn seeds(default: &[u64]) -> Vec<u64> {
+    match std::env::var("CHAOS_SEEDS") {
+        Ok(s) => s.split(',').map(|x| x.trim().parse().expect("CHAOS_SEEDS: comma-separated numbers")).collect(),
+        Err(_) => default.to_vec(),
+    }
+}
+
+#[test]
+fn chaos_small() {
+    for seed in seeds(&[1, 2, 3]) {
+        chaos_run(seed, 20_000, Duration::from_millis(100));
+    }
+}
+
+#[test]
+#[ignore = "full size: run by hand in release (see the module docs)"]
+fn chaos_full() {
+    let n = std::env::var("CHAOS_TOKENS").map_or(1_000_000, |v| v.parse().expect("CHAOS_TOKENS: a number"));
+    for seed in seeds(&[11, 12, 13]) {
+        chaos_run(seed, n, Duration::from_millis(500));
+    }
+}
