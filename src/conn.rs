@@ -66,6 +66,8 @@ pub struct Link {
 pub(crate) enum Event {
     /// Final words on tokens that were not accepted.
     Failures(Vec<Failure>),
+    /// Input lines the gateway accepted or rejected (for the journal).
+    Settled(Vec<(u64, u64)>),
     /// The shard's counts so far.
     Progress(ShardReport),
     /// The shard is finished; its final counts.
@@ -169,11 +171,6 @@ pub(crate) fn run_shard(
             alive.store(false, Ordering::Relaxed);
             state.cancel();
             state.abandon(&why);
-            while let Ok(batch) = input.recv() {
-                state.push(batch);
-                state.abandon(&why);
-                flush_outcomes(&mut state, &events);
-            }
             break;
         }
         if failed_connects > 0 || fruitless > 0 {
@@ -187,10 +184,8 @@ pub(crate) fn run_shard(
         let _ = events.send(Event::Progress(state.report().clone()));
     }
     if state.is_cancelled() {
-        // Unsent notifications still waiting in the channel belong to this shard too.
-        while let Ok(batch) = input.try_recv() {
-            state.push(batch);
-        }
+        // Batches still in the channel are settled by the run once the
+        // splitter has stopped, so none can slip in after a last look here.
         state.abandon("not sent: the run was interrupted");
     }
     flush_outcomes(&mut state, &events);
@@ -199,6 +194,10 @@ pub(crate) fn run_shard(
 }
 
 fn flush_outcomes(state: &mut ShardState, events: &Sender<Event>) {
+    let settled = state.take_settled_lines();
+    if !settled.is_empty() {
+        let _ = events.send(Event::Settled(settled));
+    }
     let outcomes = state.take_outcomes();
     if !outcomes.is_empty() {
         let failures = outcomes
@@ -401,7 +400,7 @@ fn drive(
         }
         let waiting_on_gateway = blocked || state.awaiting_confirmation();
         if !waiting_on_gateway && state.in_flight() == 0 && !state.has_work() {
-            return ConnEnd::Confirmed;
+            return state.on_idle_close();
         }
         if waiting_on_gateway && last_progress.elapsed() >= link.response_timeout {
             log::warn!(

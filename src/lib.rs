@@ -31,6 +31,7 @@
 //! | [`conn`] | the I/O driver of one shard: mio + native-tls, reconnects |
 //! | [`run`] | a whole run: splitter, shard threads, merge ([`run::Blaster`]) |
 //! | [`report`] | what happened to every token |
+//! | [`journal`] | settled lines, for resuming a killed run |
 //! | [`tls`] | loading the provider certificate, building the TLS client |
 //! | [`feedback`], [`feedback_client`] | the feedback service: decoding and fetching |
 //! | [`error`] | why a run could not start |
@@ -62,6 +63,7 @@ pub mod feedback;
 pub mod feedback_client;
 pub mod frame;
 pub mod input;
+pub mod journal;
 pub mod payload;
 pub mod report;
 pub mod run;

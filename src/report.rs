@@ -135,6 +135,10 @@ pub struct Report {
     pub amplification: f64,
     /// Lines that belong to other partitions of a partitioned run.
     pub other_partitions: u64,
+    /// Lines an earlier run of a resumed job settled (from its journal); not
+    /// sent again and not counted in `tokens_read`.
+    #[serde(default)]
+    pub previously_settled: u64,
     /// Shards (connections in parallel).
     pub shards: usize,
     /// Wall-clock seconds.
@@ -205,6 +209,7 @@ impl Report {
             r.resent += p.resent;
             r.reconnects += p.reconnects;
             r.frames_written += p.frames_written;
+            r.previously_settled += p.previously_settled;
             r.shards += p.shards;
             r.elapsed_s = r.elapsed_s.max(p.elapsed_s);
             r.interrupted |= p.interrupted;

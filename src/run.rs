@@ -26,6 +26,7 @@ use crate::conn::{self, Event, Link, WAKE};
 use crate::error::Error;
 use crate::frame::{Command, Priority};
 use crate::input::Record;
+use crate::journal::LineSet;
 use crate::report::{Failure, Report, ShardReport, State};
 use crate::shard::{FrameSpec, Item, Limits, ShardState};
 use crate::tls::TlsConfig;
@@ -91,6 +92,8 @@ pub struct SendConfig {
     pub backoff_max: Duration,
     /// Check the gateway with one test notification before reading any input.
     pub preflight: bool,
+    /// Lines an earlier run settled (from its journal): not sent again.
+    pub skip_lines: Option<Arc<LineSet>>,
 }
 
 impl SendConfig {
@@ -116,6 +119,7 @@ impl SendConfig {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(5),
             preflight: true,
+            skip_lines: None,
         }
     }
 
@@ -148,6 +152,9 @@ pub trait Observer {
     fn progress(&mut self, _progress: &Progress) {}
     /// Called once for every token that was not accepted.
     fn failure(&mut self, _failure: &Failure) {}
+    /// Called with ranges of input lines the gateway has accepted or rejected,
+    /// after their failures (if any) were reported: what a journal records.
+    fn settled(&mut self, _lines: &[(u64, u64)]) {}
 }
 
 /// An observer that ignores everything.
@@ -250,8 +257,10 @@ impl Blaster {
         thread::scope(|scope| {
             let mut senders = Vec::with_capacity(n);
             let mut wakers = Vec::with_capacity(n);
+            let mut leftovers = Vec::with_capacity(n);
             for (i, alive) in alive.iter().enumerate() {
                 let (tx, rx) = bounded::<Vec<Item>>(CHANNEL_BATCHES);
+                leftovers.push(rx.clone());
                 let poll = Poll::new().expect("the OS refused an epoll instance");
                 wakers.push(Waker::new(poll.registry(), WAKE).expect("the OS refused an eventfd"));
                 senders.push(tx);
@@ -262,16 +271,42 @@ impl Blaster {
                     .spawn_scoped(scope, move || conn::run_shard(state, link, rx, poll, events, cancel, alive))
                     .expect("the OS refused a thread");
             }
-            let splitter = {
-                let events = event_tx.clone();
-                let (cancel, read, alive) = (&*self.cancel, &read, &alive[..]);
-                thread::Builder::new()
-                    .name("splitter".into())
-                    .spawn_scoped(scope, move || split(input, &senders, &wakers, alive, &events, cancel, read))
-                    .expect("the OS refused a thread")
+            let splitter = Splitter {
+                senders,
+                wakers,
+                alive: &alive,
+                events: event_tx.clone(),
+                cancel: &self.cancel,
+                read: &read,
+                skip_lines: self.config.skip_lines.as_deref(),
+                next: 0,
+                counts: SplitCounts::default(),
             };
+            let splitter = thread::Builder::new()
+                .name("splitter".into())
+                .spawn_scoped(scope, move || splitter.run(input))
+                .expect("the OS refused a thread");
             drop(event_tx);
-            let shard_reports = collect(event_rx, n, observer, &read, started);
+            let mut shard_reports = collect(event_rx, n, observer, &read, started);
+            // Every shard and the splitter have stopped: batches a stopped or
+            // cancelled shard never took are unsent.
+            for (rx, report) in leftovers.iter().zip(&mut shard_reports) {
+                let reason = match &report.error {
+                    _ if self.cancel.load(Ordering::Relaxed) => "not sent: the run was interrupted".to_owned(),
+                    Some(why) => format!("not sent: {why}"),
+                    None => "not sent".to_owned(),
+                };
+                for item in rx.try_iter().flatten() {
+                    report.unsent += 1;
+                    observer.failure(&Failure {
+                        line: item.line,
+                        token: item.token.to_string(),
+                        state: State::Unsent,
+                        status: None,
+                        reason: reason.clone(),
+                    });
+                }
+            }
             let counts = splitter.join().unwrap_or_else(|_| SplitCounts {
                 input_error: Some("the input reader panicked".into()),
                 ..SplitCounts::default()
@@ -280,6 +315,7 @@ impl Blaster {
                 Report::from_shards(shard_reports, counts.read, counts.skipped, started.elapsed().as_secs_f64());
             report.unsent += counts.unsent;
             report.other_partitions = counts.other;
+            report.previously_settled = counts.previously_settled;
             report.interrupted = counts.interrupted;
             report.input_error = counts.input_error;
             report
@@ -293,139 +329,140 @@ struct SplitCounts {
     skipped: u64,
     unsent: u64,
     other: u64,
+    previously_settled: u64,
     interrupted: bool,
     input_error: Option<String>,
 }
 
 /// Reads the input and hands batches to shards.
-fn split<I>(
-    input: I,
-    senders: &[Sender<Vec<Item>>],
-    wakers: &[Waker],
-    alive: &[AtomicBool],
-    events: &Sender<Event>,
-    cancel: &AtomicBool,
-    read: &AtomicU64,
-) -> SplitCounts
-where
-    I: Iterator<Item = io::Result<Record>>,
-{
-    let mut counts = SplitCounts::default();
-    let mut batch = Vec::with_capacity(BATCH);
-    let mut skipped = Vec::new();
-    let mut next = 0usize;
-    for record in input {
-        if cancel.load(Ordering::Relaxed) {
-            counts.interrupted = true;
-            break;
-        }
-        match record {
-            Ok(Record::Send(entry)) => {
-                counts.read += 1;
-                batch.push(Item::new(entry.line, entry.token, entry.payload));
-                if batch.len() == BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                    if let Some(lost) = dispatch(full, senders, wakers, alive, cancel, &mut next) {
-                        counts.unsent += unsent(lost, events, cancel);
-                    }
-                    read.store(counts.read, Ordering::Relaxed);
-                }
-            }
-            Ok(Record::Skip(skip)) => {
-                counts.read += 1;
-                counts.skipped += 1;
-                skipped.push(Failure {
-                    line: skip.line,
-                    token: skip.text,
-                    state: State::Skipped,
-                    status: None,
-                    reason: skip.reason.to_string(),
-                });
-                if skipped.len() >= BATCH {
-                    let _ = events.send(Event::Failures(std::mem::take(&mut skipped)));
-                }
-            }
-            Ok(Record::OtherPartition) => counts.other += 1,
-            Err(e) => {
-                log::error!("reading the token list failed after {} tokens: {e}", counts.read);
-                counts.input_error = Some(e.to_string());
+struct Splitter<'a> {
+    senders: Vec<Sender<Vec<Item>>>,
+    wakers: Vec<Waker>,
+    alive: &'a [AtomicBool],
+    events: Sender<Event>,
+    cancel: &'a AtomicBool,
+    read: &'a AtomicU64,
+    skip_lines: Option<&'a LineSet>,
+    /// Where the round-robin search for a shard with room starts.
+    next: usize,
+    counts: SplitCounts,
+}
+
+impl Splitter<'_> {
+    fn run<I>(mut self, input: I) -> SplitCounts
+    where
+        I: Iterator<Item = io::Result<Record>>,
+    {
+        let mut batch = Vec::with_capacity(BATCH);
+        let mut skipped = Vec::new();
+        let mut input = input;
+        loop {
+            // Look at the flag before taking a line, so no line is read and dropped.
+            if self.cancel.load(Ordering::Relaxed) {
+                self.counts.interrupted = true;
                 break;
             }
-        }
-    }
-    if !skipped.is_empty() {
-        let _ = events.send(Event::Failures(skipped));
-    }
-    if !batch.is_empty()
-        && let Some(lost) = dispatch(batch, senders, wakers, alive, cancel, &mut next)
-    {
-        counts.unsent += unsent(lost, events, cancel);
-    }
-    read.store(counts.read, Ordering::Relaxed);
-    counts
-}
-
-/// Reports a batch no shard could take.
-fn unsent(items: Vec<Item>, events: &Sender<Event>, cancel: &AtomicBool) -> u64 {
-    let reason = if cancel.load(Ordering::Relaxed) {
-        "not sent: the run was interrupted"
-    } else {
-        "not sent: every shard had stopped"
-    };
-    let n = items.len() as u64;
-    let failures = items
-        .into_iter()
-        .map(|i| Failure { line: i.line, token: i.token.to_string(), state: State::Unsent, status: None, reason: reason.into() })
-        .collect();
-    let _ = events.send(Event::Failures(failures));
-    n
-}
-
-/// Gives a batch to a live shard with room, waiting for one if all are busy.
-/// Returns the batch if no shard can take it (all stopped, or cancelled).
-fn dispatch(
-    mut batch: Vec<Item>,
-    senders: &[Sender<Vec<Item>>],
-    wakers: &[Waker],
-    alive: &[AtomicBool],
-    cancel: &AtomicBool,
-    next: &mut usize,
-) -> Option<Vec<Item>> {
-    let n = senders.len();
-    for k in 0..n {
-        let i = (*next + k) % n;
-        if !alive[i].load(Ordering::Relaxed) {
-            continue;
-        }
-        match senders[i].try_send(batch) {
-            Ok(()) => {
-                let _ = wakers[i].wake();
-                *next = i + 1;
-                return None;
+            let Some(record) = input.next() else { break };
+            match record {
+                Ok(Record::Send(entry)) if self.done_before(entry.line) => {}
+                Ok(Record::Send(entry)) => {
+                    self.counts.read += 1;
+                    batch.push(Item::new(entry.line, entry.token, entry.payload));
+                    if batch.len() == BATCH {
+                        self.dispatch(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
+                    }
+                }
+                Ok(Record::Skip(skip)) => {
+                    self.counts.read += 1;
+                    self.counts.skipped += 1;
+                    skipped.push(Failure {
+                        line: skip.line,
+                        token: skip.text,
+                        state: State::Skipped,
+                        status: None,
+                        reason: skip.reason.to_string(),
+                    });
+                    if skipped.len() >= BATCH {
+                        let _ = self.events.send(Event::Failures(std::mem::take(&mut skipped)));
+                    }
+                }
+                Ok(Record::OtherPartition) => self.counts.other += 1,
+                Err(e) => {
+                    log::error!("reading the token list failed after {} tokens: {e}", self.counts.read);
+                    self.counts.input_error = Some(e.to_string());
+                    break;
+                }
             }
-            Err(TrySendError::Full(b) | TrySendError::Disconnected(b)) => batch = b,
+        }
+        if !skipped.is_empty() {
+            let _ = self.events.send(Event::Failures(skipped));
+        }
+        if !batch.is_empty() {
+            self.dispatch(batch);
+        }
+        self.read.store(self.counts.read, Ordering::Relaxed);
+        self.counts
+    }
+
+    /// Whether an earlier run's journal says this line is settled.
+    fn done_before(&mut self, line: u64) -> bool {
+        let done = self.skip_lines.is_some_and(|s| s.contains(line));
+        self.counts.previously_settled += u64::from(done);
+        done
+    }
+
+    /// Gives a batch to a live shard with room, waiting for one if all are
+    /// busy; reports it unsent if no shard can take it (all stopped, or cancelled).
+    fn dispatch(&mut self, mut batch: Vec<Item>) {
+        self.read.store(self.counts.read, Ordering::Relaxed);
+        let n = self.senders.len();
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            if !self.alive[i].load(Ordering::Relaxed) {
+                continue;
+            }
+            match self.senders[i].try_send(batch) {
+                Ok(()) => return self.sent_to(i),
+                Err(TrySendError::Full(b) | TrySendError::Disconnected(b)) => batch = b,
+            }
+        }
+        loop {
+            let live: Vec<usize> = (0..n).filter(|&i| self.alive[i].load(Ordering::Relaxed)).collect();
+            if live.is_empty() || self.cancel.load(Ordering::Relaxed) {
+                return self.unsent(batch);
+            }
+            let mut select = Select::new();
+            for &i in &live {
+                select.send(&self.senders[i]);
+            }
+            // Bounded, so that a shard that stops or a cancel is noticed.
+            let Ok(op) = select.select_timeout(Duration::from_millis(100)) else { continue };
+            let i = live[op.index()];
+            match op.send(&self.senders[i], batch) {
+                Ok(()) => return self.sent_to(i),
+                Err(e) => batch = e.into_inner(),
+            }
         }
     }
-    loop {
-        let live: Vec<usize> = (0..n).filter(|&i| alive[i].load(Ordering::Relaxed)).collect();
-        if live.is_empty() || cancel.load(Ordering::Relaxed) {
-            return Some(batch);
-        }
-        let mut select = Select::new();
-        for &i in &live {
-            select.send(&senders[i]);
-        }
-        // Bounded, so that a shard that stops or a cancel is noticed.
-        let Ok(op) = select.select_timeout(Duration::from_millis(100)) else { continue };
-        let i = live[op.index()];
-        match op.send(&senders[i], batch) {
-            Ok(()) => {
-                let _ = wakers[i].wake();
-                *next = i + 1;
-                return None;
-            }
-            Err(e) => batch = e.into_inner(),
-        }
+
+    fn sent_to(&mut self, shard: usize) {
+        let _ = self.wakers[shard].wake();
+        self.next = shard + 1;
+    }
+
+    /// Reports a batch no shard could take.
+    fn unsent(&mut self, items: Vec<Item>) {
+        let reason = if self.cancel.load(Ordering::Relaxed) {
+            "not sent: the run was interrupted"
+        } else {
+            "not sent: every shard had stopped"
+        };
+        self.counts.unsent += items.len() as u64;
+        let failures = items
+            .into_iter()
+            .map(|i| Failure { line: i.line, token: i.token.to_string(), state: State::Unsent, status: None, reason: reason.into() })
+            .collect();
+        let _ = self.events.send(Event::Failures(failures));
     }
 }
 
@@ -459,6 +496,7 @@ fn collect(
                     observer.failure(f);
                 }
             }
+            Event::Settled(lines) => observer.settled(&lines),
             Event::Progress(r) => {
                 let shard = r.shard;
                 latest[shard] = r;

@@ -32,6 +32,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use crate::journal::push_line;
 use crate::frame::{Command, ErrorResponse, Notification, Priority, Status, ERROR_RESPONSE_LEN};
 use crate::report::{ShardReport, State};
 use crate::token::DeviceToken;
@@ -136,6 +137,8 @@ pub struct ShardState {
     /// Notifications that reached a final state (progress, for the driver's give-up rule).
     settled: u64,
     outcomes: Vec<Outcome>,
+    /// Lines accepted or rejected since the last [`ShardState::take_settled_lines`].
+    settled_lines: Vec<(u64, u64)>,
     report: ShardReport,
 }
 
@@ -162,6 +165,7 @@ impl ShardState {
             strikes: 0,
             settled: 0,
             outcomes: Vec::new(),
+            settled_lines: Vec::new(),
             report: ShardReport { shard, ..ShardReport::default() },
         }
     }
@@ -369,6 +373,17 @@ impl ShardState {
         ConnEnd::Answered(resp)
     }
 
+    /// We close the connection with nothing in flight (the work is done, or
+    /// the run was cancelled between windows).
+    ///
+    /// # Panics
+    /// If notifications are still in flight.
+    pub fn on_idle_close(&mut self) -> ConnEnd {
+        assert!(self.inflight.is_empty(), "closing with notifications in flight");
+        self.connected = false;
+        ConnEnd::Confirmed
+    }
+
     /// The connection closed, failed or timed out with no error response:
     /// everything in flight is in doubt and goes again in recovery mode.
     pub fn on_close(&mut self) -> ConnEnd {
@@ -408,6 +423,7 @@ impl ShardState {
 
     fn accept(&mut self, n: usize) {
         for item in self.inflight.drain(..n) {
+            push_line(&mut self.settled_lines, item.line);
             self.report.accepted += 1;
             if item.doubt {
                 self.report.possibly_duplicated += 1;
@@ -431,7 +447,10 @@ impl ShardState {
 
     fn settle(&mut self, item: Item, state: State, status: Option<Status>, reason: String) {
         match state {
-            State::Rejected => self.report.reject(status.unwrap_or(Status::Unknown)),
+            State::Rejected => {
+                push_line(&mut self.settled_lines, item.line);
+                self.report.reject(status.unwrap_or(Status::Unknown));
+            }
             State::Unconfirmed => self.report.unconfirmed += 1,
             State::Unsent => self.report.unsent += 1,
             State::Accepted | State::Skipped => unreachable!("not a shard outcome"),
@@ -452,6 +471,12 @@ impl ShardState {
             let state = if item.doubt { State::Unconfirmed } else { State::Unsent };
             self.settle(item, state, None, why.to_owned());
         }
+    }
+
+    /// Ranges of input lines the gateway accepted or rejected since the last
+    /// call: what a journal records.
+    pub fn take_settled_lines(&mut self) -> Vec<(u64, u64)> {
+        std::mem::take(&mut self.settled_lines)
     }
 
     /// Final words on notifications since the last call.

@@ -1,0 +1,120 @@
+//! Running a blast and reporting on it: the part `send` and `demo` share, so
+//! the demo exercises exactly what a real send does.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use apnsblast::input::{ReaderOptions, TokenReader};
+use apnsblast::report::Report;
+use apnsblast::run::{Blaster, SendConfig};
+
+use super::output::{Outputs, Sink, Written};
+use super::progress::ProgressView;
+use super::tokens::{Input, Position, Tracked};
+use super::{Exit, Global, exit_for, summary};
+
+/// Exit status after a second Ctrl-C (128 + SIGINT, as shells report it).
+const SHUTDOWN_STATUS: i32 = 130;
+
+/// Everything a blast needs, validated.
+pub struct Job {
+    /// The sender's settings.
+    pub config: SendConfig,
+    /// The token list.
+    pub input: Input,
+    /// How the list is read.
+    pub options: ReaderOptions,
+    /// The files to write.
+    pub outputs: Outputs,
+    /// Tokens in the list, when known in advance.
+    pub total: Option<u64>,
+}
+
+/// What a finished blast produced.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The report, as written to `--report`.
+    pub report: Report,
+    /// Where the files went.
+    pub written: Written,
+    /// After an interruption: the first line of the list not read (`None`
+    /// inside: the whole list was read).
+    pub resume_line: Option<Option<u64>>,
+    /// The list's name, for messages.
+    pub input_name: String,
+}
+
+/// Runs `job`: Ctrl-C handling, progress, failure files, report.
+///
+/// # Errors
+/// The run could not happen: bad settings, or the gateway check failed
+/// before anything was sent. The output files are then not created.
+pub fn execute(job: Job, global: &Global) -> anyhow::Result<Outcome> {
+    let Job { config, input, options, outputs, total } = job;
+    let gateway = config.gateway.clone();
+    let blaster = Blaster::new(config)?;
+    let cancel = blaster.cancel_flag();
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // The first signal sets the flag; a second one, with the flag already
+        // set, exits at once.
+        signal_hook::flag::register_conditional_shutdown(signal, SHUTDOWN_STATUS, Arc::clone(&cancel))?;
+        signal_hook::flag::register(signal, Arc::clone(&cancel))?;
+    }
+    let mut view = ProgressView::new(global.quiet, input.size, Arc::clone(&input.bytes), Arc::clone(&cancel));
+    if let Some(n) = total {
+        view = view.with_total(n);
+    }
+    log::info!("sending {} to {gateway}", input.name);
+    let position = Arc::new(Position::default());
+    let reader = Tracked {
+        inner: TokenReader::new(input.reader, options),
+        cancel: Arc::clone(&cancel),
+        position: Arc::clone(&position),
+    };
+    let mut sink = Sink { outputs, view, cancel: Arc::clone(&cancel) };
+    let result = blaster.run(reader, &mut sink);
+    sink.view.finish();
+    let mut report = result?;
+    report.interrupted |= cancel.load(Ordering::Relaxed);
+    let resume_line = report.interrupted.then(|| position.resume_line(report.tokens_read));
+    let written = sink.outputs.finish(&report);
+    Ok(Outcome { report, written, resume_line, input_name: input.name })
+}
+
+/// Prints the summary (unless quiet) and any file errors; returns the exit status.
+pub fn conclude(outcome: &Outcome, global: &Global, title: &str) -> Exit {
+    let Outcome { report, written, resume_line, input_name } = outcome;
+    for e in &written.errors {
+        eprintln!("apnsblast: error: {e}");
+    }
+    if !global.quiet {
+        println!("{title}");
+        print!("{}", summary::render(report, written));
+        println!("{}", summary::verdict(report));
+    }
+    if report.tokens_read == 0 && !report.interrupted && report.input_error.is_none() {
+        eprintln!("apnsblast: warning: {input_name} holds no tokens: nothing was sent");
+    }
+    if let Some(resume) = resume_line {
+        let list = if input_name == "stdin" { "the list".to_owned() } else { input_name.clone() };
+        let unsent = match (&written.failed, report.unsent) {
+            (_, 0) => String::new(),
+            (Some((path, _)), n) => format!(
+                "; {n} tokens read were not sent: `jq -r 'select(.state==\"unsent\") | .token' {}` lists them",
+                path.display()
+            ),
+            (None, n) => format!("; {n} tokens read were not sent (--failed FILE would have listed them)"),
+        };
+        match resume {
+            Some(line) => eprintln!(
+                "apnsblast: interrupted: {list} was read up to line {}; resume from line {line} (`tail -n +{line}`){unsent}",
+                line.saturating_sub(1)
+            ),
+            None => eprintln!("apnsblast: interrupted after reading all of {list}{unsent}"),
+        }
+    }
+    if !written.errors.is_empty() {
+        return Exit::Incomplete;
+    }
+    exit_for(report)
+}

@@ -1,0 +1,130 @@
+//! `apnsblast demo`: the whole job with nothing set up. Fresh certificates
+//! in a temporary directory, the bundled mock gateway on loopback, generated
+//! tokens streamed through the same path `send` takes (reader, TLS, shards,
+//! report), then the report beside the mock's own counts.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use apnsblast::input::ReaderOptions;
+use apnsblast::report::Report;
+use apnsblast::run::SendConfig;
+use apnsblast::tls::{ClientIdentity, TlsConfig};
+use mock_gateway::{Config, Gateway, Pki, Stats};
+
+use super::blast::{self, Job};
+use super::generate::TokenGen;
+use super::output::Outputs;
+use super::tokens::Input;
+use super::{Exit, Global, OutputArgs, TuningArgs};
+
+/// `apnsblast demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Tokens to generate and send
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub tokens: u64,
+    /// Fraction of tokens the mock gateway rejects as invalid (status 8)
+    #[arg(long, value_name = "R", default_value_t = 0.001)]
+    pub bad_rate: f64,
+    /// Seed of the token list and of the mock's choice of invalid tokens
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    pub seed: u64,
+    #[command(flatten, next_help_heading = "Sending")]
+    pub tuning: TuningArgs,
+    #[command(flatten, next_help_heading = "Output files")]
+    pub outputs: OutputArgs,
+}
+
+/// Runs `demo`.
+///
+/// # Errors
+/// Certificates cannot be made, the mock cannot start, or the run could not happen.
+pub fn run(args: DemoArgs, global: &Global) -> anyhow::Result<Exit> {
+    if !(0.0..=1.0).contains(&args.bad_rate) {
+        bail!("--bad-rate {}: must be between 0 and 1", args.bad_rate);
+    }
+    let outputs = Outputs::create(&args.outputs)?;
+    let dir = tempfile::Builder::new()
+        .prefix("apnsblast-demo-")
+        .tempdir()
+        .context("cannot create a temporary directory for the demo certificates")?;
+    if !global.quiet {
+        eprintln!("apnsblast demo: making certificates in {}", dir.path().display());
+    }
+    let pki = Pki::ensure(dir.path()).map_err(|e| anyhow::anyhow!("generating demo certificates: {e}"))?;
+    let mock = Config { bad_rate: args.bad_rate, seed: args.seed, ..Config::default() };
+    let gw = Gateway::start(mock, &pki, "127.0.0.1:0".parse().expect("loopback address"), None)
+        .context("starting the mock gateway on 127.0.0.1")?;
+    let identity = ClientIdentity::load(pki.client_p12_path(), None, Some(""))?;
+    let tls = TlsConfig { identity: Some(identity), extra_roots: vec![pki.ca_path()], danger_accept_invalid_certs: false };
+    let payload = br#"{"aps":{"alert":"Hello from the apnsblast demo"}}"#;
+    let mut config = SendConfig::new(gw.addr().to_string(), tls, Arc::<[u8]>::from(&payload[..]));
+    args.tuning.apply(&mut config)?;
+    let input = Input::from_reader(TokenGen::new(args.tokens, args.seed, 0.0), "generated tokens", None);
+    if !global.quiet {
+        eprintln!(
+            "apnsblast demo: sending {} generated tokens to the mock gateway at {} ({} shards, bad rate {})",
+            args.tokens,
+            gw.addr(),
+            config.shards,
+            args.bad_rate
+        );
+    }
+    let job = Job { config, input, options: ReaderOptions::default(), outputs, total: Some(args.tokens) };
+    let outcome = blast::execute(job, global);
+    let stats = gw.stop();
+    let outcome = outcome?;
+    let exit = blast::conclude(&outcome, global, "apnsblast demo: the report");
+    let agree = agreement(&outcome.report, &stats);
+    if !global.quiet {
+        print!("{}", side_by_side(&outcome.report, &stats));
+    }
+    match &agree {
+        Ok(()) => println!(
+            "agreement: YES: the report and the mock gateway count the same accepted and rejected tokens, \
+             and nothing arrived twice undeclared"
+        ),
+        Err(why) => println!("agreement: NO: {why}"),
+    }
+    Ok(if agree.is_ok() { exit } else { Exit::Incomplete })
+}
+
+/// Whether the sender's report matches what the mock counted.
+fn agreement(report: &Report, stats: &Stats) -> Result<(), String> {
+    let mut why = Vec::new();
+    if report.accepted != stats.accepted {
+        why.push(format!("accepted {} by the report, {} by the mock", report.accepted, stats.accepted));
+    }
+    let (ours, theirs) = (report.rejected.get(&8).copied().unwrap_or(0), stats.rejected_with(8));
+    if ours != theirs {
+        why.push(format!("invalid tokens {ours} by the report, {theirs} by the mock"));
+    }
+    if stats.duplicates > report.possibly_duplicated {
+        why.push(format!(
+            "the mock saw {} duplicate deliveries, the report declares {} possible",
+            stats.duplicates, report.possibly_duplicated
+        ));
+    }
+    if report.unaccounted() != 0 {
+        why.push(format!("{} tokens unaccounted for", report.unaccounted()));
+    }
+    if why.is_empty() { Ok(()) } else { Err(why.join("; ")) }
+}
+
+fn side_by_side(report: &Report, stats: &Stats) -> String {
+    let connections: u64 = report.per_shard.iter().map(|s| s.connections).sum::<u64>() + 1;
+    let rows = [
+        ("accepted", report.accepted, stats.accepted),
+        ("rejected: invalid token (8)", report.rejected.get(&8).copied().unwrap_or(0), stats.rejected_with(8)),
+        ("duplicates (declared / seen)", report.possibly_duplicated, stats.duplicates),
+        ("connections (with the check)", connections, stats.connections),
+    ];
+    let mut s = format!("\n  {:<30} {:>12} {:>14}\n", "", "apnsblast", "mock gateway");
+    for (name, ours, theirs) in rows {
+        s.push_str(&format!("  {name:<30} {ours:>12} {theirs:>14}\n"));
+    }
+    s
+}

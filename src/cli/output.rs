@@ -1,0 +1,191 @@
+//! The files a run writes (`--report`, `--failed`, `--invalid-tokens`) and
+//! the observer that streams failures into them as they arrive.
+//!
+//! Each file is written to a temporary file beside its final path, created
+//! before anything is sent (so an unwritable path fails the run up front),
+//! and renamed into place when the run ends. A file that exists is therefore
+//! complete, and a run that could not happen leaves no empty files that a
+//! script could take for "nothing failed".
+
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, bail};
+use tempfile::NamedTempFile;
+
+use apnsblast::report::{Failure, Report, State};
+use apnsblast::run::{Observer, Progress};
+
+use super::OutputArgs;
+use super::progress::ProgressView;
+
+/// One output file being written.
+struct Pending {
+    flag: &'static str,
+    path: PathBuf,
+    file: BufWriter<NamedTempFile>,
+}
+
+impl Pending {
+    fn create(flag: &'static str, path: &Path) -> anyhow::Result<Pending> {
+        let shown = path.display();
+        if path.is_dir() {
+            bail!("{flag} {shown}: is a directory");
+        }
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let file = tempfile::Builder::new()
+            .prefix(&format!(".{name}."))
+            .suffix(".part")
+            .tempfile_in(dir)
+            .with_context(|| format!("{flag} {shown}: cannot create a file in {}", dir.display()))?;
+        Ok(Pending { flag, path: path.to_owned(), file: BufWriter::with_capacity(64 << 10, file) })
+    }
+
+    fn persist(self) -> anyhow::Result<PathBuf> {
+        let Pending { flag, path, file } = self;
+        let shown = path.display();
+        let file = file.into_inner().map_err(|e| e.into_error()).with_context(|| format!("{flag} {shown}: write failed"))?;
+        file.as_file().sync_all().with_context(|| format!("{flag} {shown}: write failed"))?;
+        file.persist(&path).map_err(|e| e.error).with_context(|| format!("{flag} {shown}: cannot rename into place"))?;
+        Ok(path)
+    }
+}
+
+/// The output files of a run.
+pub struct Outputs {
+    report: Option<Pending>,
+    failed: Option<Pending>,
+    invalid: Option<Pending>,
+    /// Lines written to `--invalid-tokens`.
+    pub invalid_count: u64,
+    /// Lines written to `--failed`.
+    pub failed_count: u64,
+    write_error: Option<String>,
+}
+
+/// Where the files ended up.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// `--report`.
+    pub report: Option<PathBuf>,
+    /// `--failed` and its line count.
+    pub failed: Option<(PathBuf, u64)>,
+    /// `--invalid-tokens` and its line count.
+    pub invalid: Option<(PathBuf, u64)>,
+    /// Files that could not be written, one message each.
+    pub errors: Vec<String>,
+}
+
+impl Outputs {
+    /// Creates the temporary files.
+    ///
+    /// # Errors
+    /// A path that cannot be written, or the same path given twice.
+    pub fn create(args: &OutputArgs) -> anyhow::Result<Outputs> {
+        let named = [
+            ("--report", &args.report),
+            ("--failed", &args.failed),
+            ("--invalid-tokens", &args.invalid_tokens),
+        ];
+        for (i, (a, pa)) in named.iter().enumerate() {
+            for (b, pb) in &named[i + 1..] {
+                if let (Some(pa), Some(pb)) = (pa, pb)
+                    && pa == pb
+                {
+                    bail!("{a} and {b} both name {}; give each its own file", pa.display());
+                }
+            }
+        }
+        let open = |flag, p: &Option<PathBuf>| p.as_deref().map(|p| Pending::create(flag, p)).transpose();
+        Ok(Outputs {
+            report: open("--report", &args.report)?,
+            failed: open("--failed", &args.failed)?,
+            invalid: open("--invalid-tokens", &args.invalid_tokens)?,
+            invalid_count: 0,
+            failed_count: 0,
+            write_error: None,
+        })
+    }
+
+    fn record(&mut self, f: &Failure) -> io::Result<()> {
+        if let Some(p) = &mut self.failed {
+            serde_json::to_writer(&mut p.file, f)?;
+            p.file.write_all(b"\n")?;
+            self.failed_count += 1;
+        }
+        if f.state == State::Rejected
+            && f.status == Some(8)
+            && let Some(p) = &mut self.invalid
+        {
+            writeln!(p.file, "{}", f.token)?;
+            self.invalid_count += 1;
+        }
+        Ok(())
+    }
+
+    /// Writes the report and moves every file into place.
+    pub fn finish(mut self, report: &Report) -> Written {
+        let mut written = Written::default();
+        written.errors.extend(self.write_error.take());
+        if let Some(mut p) = self.report.take() {
+            let wrote = serde_json::to_writer_pretty(&mut p.file, report)
+                .map_err(io::Error::from)
+                .and_then(|()| p.file.write_all(b"\n"));
+            match wrote {
+                Ok(()) => match p.persist() {
+                    Ok(path) => written.report = Some(path),
+                    Err(e) => written.errors.push(format!("{e:#}")),
+                },
+                Err(e) => written.errors.push(format!("{} {}: write failed: {e}", p.flag, p.path.display())),
+            }
+        }
+        for (pending, count, slot) in [
+            (self.failed.take(), self.failed_count, &mut written.failed),
+            (self.invalid.take(), self.invalid_count, &mut written.invalid),
+        ] {
+            if let Some(p) = pending {
+                match p.persist() {
+                    Ok(path) => *slot = Some((path, count)),
+                    Err(e) => written.errors.push(format!("{e:#}")),
+                }
+            }
+        }
+        written
+    }
+}
+
+/// The run's observer: failures into the files, progress onto the display.
+pub struct Sink {
+    /// The files.
+    pub outputs: Outputs,
+    /// The display.
+    pub view: ProgressView,
+    /// Set to stop the run when a failure cannot be recorded.
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl Observer for Sink {
+    fn progress(&mut self, progress: &Progress) {
+        self.view.update(progress);
+    }
+
+    fn failure(&mut self, failure: &Failure) {
+        if self.outputs.write_error.is_some() {
+            return;
+        }
+        if let Err(e) = self.outputs.record(failure) {
+            // Sending on without recording what failed would lose the
+            // accounting the user asked for: stop, and say so.
+            let msg = format!("writing the failure lists failed: {e}; stopping the run");
+            log::error!("{msg}");
+            self.outputs.write_error = Some(msg);
+            self.cancel.store(true, Ordering::Relaxed);
+        }
+    }
+}

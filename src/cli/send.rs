@@ -1,0 +1,162 @@
+//! `apnsblast send`: arguments, their validation into a [`Job`], the run.
+//!
+//! Everything that can be checked without the network is checked first, in
+//! the order a user would fix it: the message, the token list, the output
+//! files, the certificate. Only then is the gateway contacted.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use clap::{Args, ValueEnum};
+
+use apnsblast::frame::{Command, Priority};
+use apnsblast::input::{Partition, ReaderOptions};
+use apnsblast::payload;
+use apnsblast::run::SendConfig;
+
+use super::blast::{self, Job};
+use super::output::Outputs;
+use super::tlsargs::TlsArgs;
+use super::{Exit, GatewayArgs, Global, OutputArgs, Service, TuningArgs, parse_partition, read_small, tokens};
+
+/// Expiry values at least this large are taken as absolute UNIX times.
+const ABSOLUTE_EXPIRY: u64 = 1_000_000_000;
+
+/// `apnsblast send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Token list: one hex token per line (blank lines and # comments
+    /// ignored) or NDJSON lines {"token": "...", "payload": {...}}; - reads stdin
+    #[arg(long, value_name = "FILE|-", help_heading = "Input")]
+    pub tokens: PathBuf,
+    #[command(flatten)]
+    pub message: MessageArgs,
+    #[command(flatten, next_help_heading = "TLS")]
+    pub tls: TlsArgs,
+    #[command(flatten, next_help_heading = "Gateway")]
+    pub gateway: GatewayArgs,
+    #[command(flatten, next_help_heading = "Sending")]
+    pub tuning: TuningArgs,
+    #[command(flatten, next_help_heading = "Output files")]
+    pub outputs: OutputArgs,
+    /// Send only partition K of N of the list (0-based K; every token falls in
+    /// exactly one partition, the same on every machine); merge the reports
+    /// with `apnsblast merge`
+    #[arg(long, value_name = "K/N", value_parser = parse_partition, help_heading = "Input")]
+    pub partition: Option<Partition>,
+    /// Send repeated tokens again instead of skipping them
+    #[arg(long, help_heading = "Input")]
+    pub no_dedup: bool,
+    /// Check the whole list first and send nothing if any line is unusable
+    #[arg(long, help_heading = "Input")]
+    pub strict_input: bool,
+}
+
+/// The notification.
+#[derive(Debug, Args)]
+pub struct MessageArgs {
+    /// JSON payload file sent to every token without its own payload
+    #[arg(long, value_name = "FILE", conflicts_with = "alert", help_heading = "Message")]
+    pub payload: Option<PathBuf>,
+    /// Alert text (builds {"aps":{"alert":TEXT}})
+    #[arg(long, value_name = "TEXT", help_heading = "Message")]
+    pub alert: Option<String>,
+    /// Badge number, with --alert
+    #[arg(long, value_name = "N", requires = "alert", help_heading = "Message")]
+    pub badge: Option<u32>,
+    /// Sound name, with --alert
+    #[arg(long, value_name = "NAME", requires = "alert", help_heading = "Message")]
+    pub sound: Option<String>,
+    /// Seconds from now that Apple may store the notification for an offline
+    /// device; 0 = deliver now or never (values from 1000000000 up are taken
+    /// as an absolute UNIX time)
+    #[arg(long, value_name = "SECS", default_value_t = 0, help_heading = "Message")]
+    pub expiry: u64,
+    /// 10 = deliver now, 5 = when it saves the device's power (--format 2 only)
+    #[arg(long, value_name = "10|5", value_enum, default_value_t = PriorityArg::Now, hide_possible_values = true, help_heading = "Message")]
+    pub priority: PriorityArg,
+    /// Frame format: 1 (enhanced, payloads up to 256 bytes) or 2 (items, up to 2048)
+    #[arg(long, value_name = "1|2", value_parser = clap::value_parser!(u8).range(1..=2), default_value_t = 2, help_heading = "Message")]
+    pub format: u8,
+}
+
+/// `--priority`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PriorityArg {
+    /// 10.
+    #[value(name = "10")]
+    Now,
+    /// 5.
+    #[value(name = "5")]
+    PowerSaving,
+}
+
+impl MessageArgs {
+    fn command(&self) -> Command {
+        if self.format == 1 { Command::Enhanced } else { Command::Items }
+    }
+
+    /// The shared payload, validated and minified.
+    fn payload(&self) -> anyhow::Result<Vec<u8>> {
+        let limit = self.command().payload_limit();
+        let (flag, raw) = match (&self.payload, &self.alert) {
+            (Some(path), _) => (format!("--payload {}", path.display()), read_small("--payload", path)?),
+            (None, Some(alert)) => {
+                ("--alert".to_owned(), payload::alert_payload(alert, self.badge, self.sound.as_deref()))
+            }
+            (None, None) => bail!("no message: give --payload FILE or --alert TEXT"),
+        };
+        payload::validate(&raw, limit).with_context(|| format!("{flag} (--format {}, limit {limit} bytes)", self.format))
+    }
+
+    fn expiry(&self) -> anyhow::Result<u32> {
+        let absolute = if self.expiry == 0 {
+            0
+        } else if self.expiry >= ABSOLUTE_EXPIRY {
+            self.expiry
+        } else {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+            now + self.expiry
+        };
+        u32::try_from(absolute).map_err(|_| anyhow::anyhow!("--expiry {}: beyond what the protocol can express (2106)", self.expiry))
+    }
+}
+
+/// Runs `send`.
+///
+/// # Errors
+/// Anything that stops the run from happening (exit status 2).
+pub fn run(args: SendArgs, global: &Global) -> anyhow::Result<Exit> {
+    let command = args.message.command();
+    let shared_payload = args.message.payload()?;
+    let expiry = args.message.expiry()?;
+    if command == Command::Enhanced && args.message.priority != PriorityArg::Now {
+        log::warn!("--priority is ignored with --format 1 (the enhanced format has no priority)");
+    }
+    let gateway = args.gateway.resolve(Service::Push)?;
+    let options = ReaderOptions {
+        dedup: !args.no_dedup,
+        payload_limit: command.payload_limit(),
+        partition: args.partition,
+    };
+    let input = tokens::open(&args.tokens, args.strict_input, &options)?;
+    let outputs = Outputs::create(&args.outputs)?;
+    let tls = args.tls.load()?;
+    let mut config = SendConfig::new(gateway.clone(), tls, Arc::<[u8]>::from(shared_payload));
+    config.command = command;
+    config.expiry = expiry;
+    config.priority = match args.message.priority {
+        PriorityArg::Now => Priority::Immediate,
+        PriorityArg::PowerSaving => Priority::PowerSaving,
+    };
+    args.tuning.apply(&mut config)?;
+    let job = Job { config, input, options, outputs, total: None };
+    let outcome = blast::execute(job, global).map_err(|e| args.gateway.hint(e))?;
+    let title = match args.partition {
+        Some(p) => format!("apnsblast send: {} to {gateway}, partition {p}", args.tokens.display()),
+        None => format!("apnsblast send: {} to {gateway}", args.tokens.display()),
+    };
+    Ok(blast::conclude(&outcome, global, &title))
+}

@@ -1,0 +1,128 @@
+//! `--cert`, `--key`, `--cert-password-env`, `--ca`, `--insecure`: loading
+//! the provider certificate the way a user expects.
+//!
+//! The password is never taken on the command line (it would show in `ps`
+//! and shell history). It comes from the environment variable named by
+//! `--cert-password-env`; without one, an empty password is tried (most
+//! exports have none), then a prompt on the terminal if there is one.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+
+use apnsblast::tls::{ClientIdentity, TlsConfig, TlsError};
+
+/// TLS options shared by `send` and `feedback`.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// Provider certificate: PKCS#12 (.p12), or PEM holding the certificate
+    /// (and the key, unless --key is given)
+    #[arg(long, value_name = "FILE")]
+    pub cert: PathBuf,
+    /// PEM private key, when --cert holds only the certificate
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Name of an environment variable holding the password of the .p12 file
+    /// or encrypted key (without it: no password, else a prompt on a terminal)
+    #[arg(long, value_name = "VAR")]
+    pub cert_password_env: Option<String>,
+    /// Extra trusted root certificate (PEM), e.g. a relay's or the mock
+    /// gateway's CA; repeatable
+    #[arg(long, value_name = "FILE")]
+    pub ca: Vec<PathBuf>,
+    /// Do not verify the server's certificate (DANGEROUS: anyone on the path
+    /// can impersonate the gateway)
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+impl TlsArgs {
+    /// Loads and checks the certificate and trust roots.
+    ///
+    /// # Errors
+    /// One line naming the file and what is wrong with it.
+    pub fn load(&self) -> anyhow::Result<TlsConfig> {
+        for ca in &self.ca {
+            if !ca.is_file() {
+                bail!("--ca {}: no such file", ca.display());
+            }
+        }
+        check_key_use(self);
+        let identity = self.identity()?;
+        log::info!("certificate {:?}, valid until {}", identity.subject(), identity.not_after());
+        if self.insecure {
+            warn_insecure();
+        }
+        Ok(TlsConfig {
+            identity: Some(identity),
+            extra_roots: self.ca.clone(),
+            danger_accept_invalid_certs: self.insecure,
+        })
+    }
+
+    fn identity(&self) -> anyhow::Result<ClientIdentity> {
+        let (cert, key) = (self.cert.as_path(), self.key.as_deref());
+        if let Some(var) = &self.cert_password_env {
+            let password = std::env::var(var).map_err(|e| match e {
+                std::env::VarError::NotPresent => {
+                    anyhow::anyhow!("--cert-password-env {var}: the environment variable {var} is not set")
+                }
+                std::env::VarError::NotUnicode(_) => {
+                    anyhow::anyhow!("--cert-password-env {var}: the value of {var} is not valid UTF-8")
+                }
+            })?;
+            return ClientIdentity::load(cert, key, Some(&password)).map_err(explain);
+        }
+        match ClientIdentity::load(cert, key, Some("")) {
+            Err(TlsError::BadPassword { path, detail }) => {
+                if !can_prompt() {
+                    bail!(
+                        "{}: the file needs a password ({detail}); put it in an environment variable and \
+                         name the variable with --cert-password-env",
+                        path.display()
+                    );
+                }
+                let password = rpassword::prompt_password(format!("Password for {}: ", path.display()))
+                    .with_context(|| format!("{}: cannot read the password from the terminal", path.display()))?;
+                ClientIdentity::load(cert, key, Some(&password)).map_err(explain)
+            }
+            other => other.map_err(explain),
+        }
+    }
+}
+
+/// A prompt is possible when a person is at a terminal: stdin may carry the
+/// token list, but rpassword reads the terminal itself.
+fn can_prompt() -> bool {
+    std::io::stdin().is_terminal() || std::io::stderr().is_terminal()
+}
+
+/// Every TLS error already names its file; add a hint where one helps.
+fn explain(e: TlsError) -> anyhow::Error {
+    match &e {
+        TlsError::Read { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
+            anyhow::anyhow!("{}: no such file", path.display())
+        }
+        _ => anyhow::Error::new(e),
+    }
+}
+
+/// Printed on every run with `--insecure`, whatever the log level.
+pub fn warn_insecure() {
+    eprintln!(
+        "apnsblast: WARNING: --insecure: the server's certificate is NOT verified; anyone on the network \
+         path can pose as the gateway and read every notification"
+    );
+}
+
+/// A key given beside a PKCS#12 file is not used: worth a warning.
+fn check_key_use(args: &TlsArgs) {
+    if let Some(key) = &args.key
+        && args.cert.extension().is_some_and(|e| e.eq_ignore_ascii_case("p12") || e.eq_ignore_ascii_case("pfx"))
+    {
+        log::warn!("--key {}: ignored, the key comes from the PKCS#12 file {}", key.display(), args.cert.display());
+    }
+}
+

@@ -1,0 +1,167 @@
+//! The journal of settled lines, so a run that was killed can be resumed
+//! without sending again what the gateway already accepted or rejected.
+//!
+//! Each line of the journal is a range of input line numbers, `first last`,
+//! that reached a final state from the gateway (accepted or rejected). Ranges
+//! are appended and flushed as shards confirm their windows, so a run killed
+//! at any moment (even with SIGKILL) loses at most what was still unconfirmed:
+//! on resume those tokens are sent again, and may arrive twice. Lines that
+//! were skipped, unsent or unconfirmed are not journaled: a resumed run tries
+//! them again.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// Sorted, merged ranges of line numbers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineSet {
+    ranges: Vec<(u64, u64)>,
+}
+
+impl LineSet {
+    /// Builds a set from ranges in any order.
+    pub fn from_ranges(mut ranges: Vec<(u64, u64)>) -> LineSet {
+        ranges.sort_unstable();
+        let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+        for (a, b) in ranges {
+            match merged.last_mut() {
+                Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+                _ => merged.push((a, b)),
+            }
+        }
+        LineSet { ranges: merged }
+    }
+
+    /// Reads a journal. A torn last line (the writer was killed mid-line) is ignored.
+    ///
+    /// # Errors
+    /// The file cannot be read, or a complete line is not `first last`
+    /// (the message names the file and line).
+    pub fn load(path: &Path) -> io::Result<LineSet> {
+        let file = File::open(path)?;
+        let mut ranges = Vec::new();
+        let mut lines = BufReader::new(file).lines().enumerate().peekable();
+        while let Some((i, line)) = lines.next() {
+            let line = line?;
+            let last = lines.peek().is_none();
+            let parsed = line.split_once(' ').and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)));
+            match parsed {
+                Some((a, b)) if a <= b => ranges.push((a, b)),
+                _ if last => break,
+                _ => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{} line {}: expected `first last`, found {line:?}", path.display(), i + 1),
+                    ));
+                }
+            }
+        }
+        Ok(LineSet::from_ranges(ranges))
+    }
+
+    /// Whether `line` is in the set.
+    pub fn contains(&self, line: u64) -> bool {
+        let i = self.ranges.partition_point(|&(_, b)| b < line);
+        self.ranges.get(i).is_some_and(|&(a, _)| a <= line)
+    }
+
+    /// How many lines the set holds.
+    pub fn len(&self) -> u64 {
+        self.ranges.iter().map(|(a, b)| b - a + 1).sum()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+}
+
+/// Appends settled ranges to a journal file.
+#[derive(Debug)]
+pub struct JournalWriter {
+    path: PathBuf,
+    out: BufWriter<File>,
+}
+
+impl JournalWriter {
+    /// Opens `path` for appending, creating it if needed.
+    ///
+    /// # Errors
+    /// The file cannot be opened.
+    pub fn open(path: &Path) -> io::Result<JournalWriter> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(JournalWriter { path: path.to_owned(), out: BufWriter::new(file) })
+    }
+
+    /// Appends ranges and hands them to the operating system, so they survive
+    /// the process being killed.
+    ///
+    /// # Errors
+    /// The write failed (the message names the file).
+    pub fn record(&mut self, ranges: &[(u64, u64)]) -> io::Result<()> {
+        for (a, b) in ranges {
+            writeln!(self.out, "{a} {b}")?;
+        }
+        self.out
+            .flush()
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))
+    }
+}
+
+/// Appends line numbers to a list of ranges, extending the last range when
+/// the line follows it (lines of one batch are consecutive).
+pub fn push_line(ranges: &mut Vec<(u64, u64)>, line: u64) {
+    match ranges.last_mut() {
+        Some(last) if last.1 + 1 == line => last.1 = line,
+        _ => ranges.push((line, line)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merges_and_finds() {
+        let s = LineSet::from_ranges(vec![(10, 12), (1, 3), (4, 5), (11, 20), (30, 30)]);
+        assert_eq!(s.ranges, [(1, 5), (10, 20), (30, 30)]);
+        assert_eq!(s.len(), 17);
+        for (line, inside) in [(0, false), (1, true), (5, true), (6, false), (10, true), (20, true), (21, false), (30, true), (31, false)] {
+            assert_eq!(s.contains(line), inside, "line {line}");
+        }
+    }
+
+    #[test]
+    fn round_trips_and_tolerates_a_torn_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        let mut w = JournalWriter::open(&path).unwrap();
+        w.record(&[(1, 4), (9, 9)]).unwrap();
+        drop(w);
+        let mut w = JournalWriter::open(&path).unwrap();
+        w.record(&[(5, 6)]).unwrap();
+        drop(w);
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"12 1").unwrap();
+        let s = LineSet::load(&path).unwrap();
+        assert_eq!(s.ranges, [(1, 6), (9, 9)]);
+    }
+
+    #[test]
+    fn a_bad_line_in_the_middle_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        std::fs::write(&path, "1 2\nnonsense\n3 4\n").unwrap();
+        let e = LineSet::load(&path).unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn push_line_extends_runs() {
+        let mut r = vec![];
+        for l in [1, 2, 3, 7, 8, 2] {
+            push_line(&mut r, l);
+        }
+        assert_eq!(r, [(1, 3), (7, 8), (2, 2)]);
+    }
+}
