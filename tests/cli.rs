@@ -703,3 +703,67 @@ fn help_states_the_defaults() {
         assert!(r.stdout.contains(flag), "{flag} missing from send --help");
     }
 }
+
+#[test]
+fn killed_runs_resume_from_the_journal() {
+    // A slow gateway so the run is mid-blast when it is killed; small windows
+    // so the journal is written often.
+    let gw = gateway(Config { bad_rate: 0.002, seed: 4, read_rate: Some(4_000_000), ..Config::default() });
+    let tokens = tokens(60_000, 23);
+    let dir = Dir::new();
+    let list_path = dir.file("tokens.txt", &list(&tokens));
+    let journal = dir.at("journal");
+    let a = send_args(&gw, &list_path, &["--journal", &journal, "--confirm-every", "1000"]);
+    let line_of: HashMap<[u8; 32], u64> = tokens.iter().enumerate().map(|(i, t)| (t.0, i as u64 + 1)).collect();
+
+    // Kill twice at points drawn from a seed, each time with SIGKILL: no
+    // chance to write anything on the way out.
+    let mut x = 0x5EED_u64;
+    let mut accepted_floor = 0;
+    for _ in 0..2 {
+        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let at = accepted_floor + 2_000 + (x >> 33) % 15_000;
+        let mut child = Command::new(BIN)
+            .args(&a)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        gw.wait_until(Duration::from_secs(60), |s| s.accepted >= at).expect("the run gets going");
+        child.kill().unwrap();
+        child.wait().unwrap();
+        accepted_floor = gw.stats().accepted;
+    }
+
+    let settled = apnsblast::journal::LineSet::load(Path::new(&journal)).expect("journal readable after SIGKILL");
+    assert!(settled.len() > 0);
+    let before = gw.deliveries();
+    let report = dir.at("report.json");
+    let mut last = a.clone();
+    last.extend(args(&["--report", &report]));
+    let r = run(&last, None);
+    assert_eq!(r.code, 1, "rejections make exit 1: {r:?}");
+    let rep = read_report(&report);
+    assert_eq!(rep.unaccounted(), 0);
+    assert_eq!(rep.previously_settled, settled.len());
+    assert_eq!(rep.tokens_read + rep.previously_settled, tokens.len() as u64, "{rep:#?}");
+
+    let after = gw.deliveries();
+    for t in &tokens {
+        let n = after.get(&t.0).copied().unwrap_or(0);
+        let line = line_of[&t.0];
+        if gw.is_bad(&t.0) {
+            assert_eq!(n, 0);
+        } else {
+            assert!(n >= 1, "line {line} lost");
+        }
+        if settled.contains(line) {
+            assert_eq!(n, before.get(&t.0).copied().unwrap_or(0), "line {line} settled before the resume, sent again");
+        }
+    }
+    // Only the windows in flight at each kill can have arrived twice.
+    let twice = after.values().filter(|&&n| n > 1).count();
+    assert!(twice <= 2 * 1_000 * 4, "{twice} tokens delivered twice");
+}

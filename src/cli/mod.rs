@@ -235,6 +235,12 @@ pub struct OutputArgs {
     /// ready to delete from a database
     #[arg(long, value_name = "FILE")]
     pub invalid_tokens: Option<PathBuf>,
+    /// Record in FILE, as the run goes, the lines the gateway has accepted or
+    /// rejected; if FILE exists, first skip the lines it lists. Run the same
+    /// command again after an interruption or a crash to resume without
+    /// resending what was settled
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
 }
 
 /// The library's defaults, for `--help` and for settings not on the command line.

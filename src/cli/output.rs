@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, bail};
 use tempfile::NamedTempFile;
 
+use apnsblast::journal::JournalWriter;
 use apnsblast::report::{Failure, Report, State};
 use apnsblast::run::{Observer, Progress};
 
@@ -62,6 +63,7 @@ pub struct Outputs {
     report: Option<Pending>,
     failed: Option<Pending>,
     invalid: Option<Pending>,
+    journal: Option<JournalWriter>,
     /// Lines written to `--invalid-tokens`.
     pub invalid_count: u64,
     /// Lines written to `--failed`.
@@ -92,6 +94,7 @@ impl Outputs {
             ("--report", &args.report),
             ("--failed", &args.failed),
             ("--invalid-tokens", &args.invalid_tokens),
+            ("--journal", &args.journal),
         ];
         for (i, (a, pa)) in named.iter().enumerate() {
             for (b, pb) in &named[i + 1..] {
@@ -107,6 +110,11 @@ impl Outputs {
             report: open("--report", &args.report)?,
             failed: open("--failed", &args.failed)?,
             invalid: open("--invalid-tokens", &args.invalid_tokens)?,
+            journal: args
+                .journal
+                .as_deref()
+                .map(|p| JournalWriter::open(p).with_context(|| format!("--journal {}: cannot open", p.display())))
+                .transpose()?,
             invalid_count: 0,
             failed_count: 0,
             write_error: None,
@@ -170,22 +178,37 @@ pub struct Sink {
     pub cancel: Arc<AtomicBool>,
 }
 
+impl Sink {
+    /// Sending on without recording what happened would lose the accounting
+    /// the user asked for: stop the run, and say so.
+    fn stop_on_error(&mut self, what: &str, result: io::Result<()>) {
+        if let Err(e) = result {
+            let msg = format!("writing {what} failed: {e}; stopping the run");
+            log::error!("{msg}");
+            self.outputs.write_error = Some(msg);
+            self.cancel.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
 impl Observer for Sink {
     fn progress(&mut self, progress: &Progress) {
         self.view.update(progress);
     }
 
     fn failure(&mut self, failure: &Failure) {
-        if self.outputs.write_error.is_some() {
-            return;
+        if self.outputs.write_error.is_none() {
+            let result = self.outputs.record(failure);
+            self.stop_on_error("the failure lists", result);
         }
-        if let Err(e) = self.outputs.record(failure) {
-            // Sending on without recording what failed would lose the
-            // accounting the user asked for: stop, and say so.
-            let msg = format!("writing the failure lists failed: {e}; stopping the run");
-            log::error!("{msg}");
-            self.outputs.write_error = Some(msg);
-            self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    fn settled(&mut self, lines: &[(u64, u64)]) {
+        if self.outputs.write_error.is_none()
+            && let Some(journal) = &mut self.outputs.journal
+        {
+            let result = journal.record(lines);
+            self.stop_on_error("the journal", result);
         }
     }
 }

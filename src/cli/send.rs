@@ -13,6 +13,7 @@ use clap::{Args, ValueEnum};
 
 use apnsblast::frame::{Command, Priority};
 use apnsblast::input::{Partition, ReaderOptions};
+use apnsblast::journal::LineSet;
 use apnsblast::payload;
 use apnsblast::run::SendConfig;
 
@@ -142,6 +143,14 @@ pub fn run(args: SendArgs, global: &Global) -> anyhow::Result<Exit> {
         partition: args.partition,
     };
     let input = tokens::open(&args.tokens, args.strict_input, &options)?;
+    let settled_before = match &args.outputs.journal {
+        Some(path) if path.exists() => {
+            let lines = LineSet::load(path).with_context(|| format!("--journal {}", path.display()))?;
+            log::info!("resuming: {} lines of the list were settled by an earlier run", lines.len());
+            Some(Arc::new(lines))
+        }
+        _ => None,
+    };
     let outputs = Outputs::create(&args.outputs)?;
     let tls = args.tls.load()?;
     let mut config = SendConfig::new(gateway.clone(), tls, Arc::<[u8]>::from(shared_payload));
@@ -151,6 +160,7 @@ pub fn run(args: SendArgs, global: &Global) -> anyhow::Result<Exit> {
         PriorityArg::Now => Priority::Immediate,
         PriorityArg::PowerSaving => Priority::PowerSaving,
     };
+    config.skip_lines = settled_before;
     args.tuning.apply(&mut config)?;
     let job = Job { config, input, options, outputs, total: None };
     let outcome = blast::execute(job, global).map_err(|e| args.gateway.hint(e))?;

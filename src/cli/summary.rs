@@ -13,6 +13,9 @@ pub fn render(report: &Report, written: &Written) -> String {
     let row = |s: &mut String, name: &str, value: String, note: &str| {
         let _ = writeln!(s, "  {name:<26} {value:>12}{}{note}", if note.is_empty() { "" } else { "   " });
     };
+    if report.previously_settled > 0 {
+        row(&mut s, "settled before", report.previously_settled.to_string(), "lines the journal says an earlier run settled");
+    }
     row(&mut s, "tokens read", report.tokens_read.to_string(), "");
     row(&mut s, "accepted", report.accepted.to_string(), "");
     row(&mut s, "rejected", report.rejected_total().to_string(), "");

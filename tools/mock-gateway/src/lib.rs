@@ -43,7 +43,8 @@ pub mod config;
 mod conn;
 mod feedback;
 mod gateway;
-mod parse;
+#[doc(hidden)]
+pub mod parse;
 pub mod pki;
 pub mod stats;
 mod tls;

@@ -206,6 +206,37 @@ fn items(buf: &[u8], limit: usize) -> Parsed<'_> {
     })
 }
 
+/// Fuzzing entry point, not part of the API: runs [`parse`] over `bytes` the way the
+/// connection loop does (parse, advance by the frame length, stop on `Incomplete` or
+/// `Invalid`) with the default limits, and checks the decoder's contract on the way.
+/// Returns how many frames were decoded.
+#[doc(hidden)]
+pub fn fuzz_parse(bytes: &[u8]) -> usize {
+    let limits = Limits {
+        legacy: 256,
+        frame: 2048,
+    };
+    let (mut rest, mut frames) = (bytes, 0);
+    loop {
+        match parse(rest, limits) {
+            Parsed::Incomplete(need) => {
+                // The loop reads more and retries: `need` must be more than it has.
+                assert!(need > rest.len(), "Incomplete({need}) with {} bytes", rest.len());
+                assert!(need <= 5 + MAX_FRAME2_LEN, "Incomplete({need}) beyond the frame cap");
+                return frames;
+            }
+            Parsed::Frame(f) => {
+                assert!(f.len > 0 && f.len <= rest.len(), "frame length {} of {}", f.len, rest.len());
+                let limit = if f.command == 2 { limits.frame } else { limits.legacy };
+                assert!(!f.payload.is_empty() && f.payload.len() <= limit);
+                rest = &rest[f.len..];
+                frames += 1;
+            }
+            Parsed::Invalid(_) => return frames,
+        }
+    }
+}
+
 #[cfg(test)]
 #[path = "parse_test.rs"]
 mod tests;
