@@ -42,39 +42,19 @@ fn bench_encode(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("encode/command-{}", cmd.code()));
         let mut out = Vec::with_capacity(BATCH * frame_len);
         g.throughput(Throughput::Elements(BATCH as u64));
-        g.bench_function(format!("frames ({}-byte payload)", payload.len()), |b| {
+        let mut encode_all = |b: &mut criterion::Bencher<'_>| {
             b.iter(|| {
                 out.clear();
                 for (i, t) in tokens.iter().enumerate() {
-                    let n = Notification {
-                        token: t,
-                        payload: &payload,
-                        id: i as u32,
-                        expiry: 0,
-                        priority: Priority::Immediate,
-                    };
+                    let n = Notification { token: t, payload: &payload, id: i as u32, expiry: 0, priority: Priority::Immediate };
                     cmd.encode(&n, &mut out);
                 }
                 black_box(&out);
             })
-        });
+        };
+        g.bench_function(format!("frames ({}-byte payload)", payload.len()), &mut encode_all);
         g.throughput(Throughput::Bytes((BATCH * frame_len) as u64));
-        g.bench_function("bytes", |b| {
-            b.iter(|| {
-                out.clear();
-                for (i, t) in tokens.iter().enumerate() {
-                    let n = Notification {
-                        token: t,
-                        payload: &payload,
-                        id: i as u32,
-                        expiry: 0,
-                        priority: Priority::Immediate,
-                    };
-                    cmd.encode(&n, &mut out);
-                }
-                black_box(&out);
-            })
-        });
+        g.bench_function("bytes", &mut encode_all);
         g.finish();
     }
 }

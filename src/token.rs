@@ -79,7 +79,7 @@ impl DeviceToken {
                 _ => return Err(TokenError::InvalidChar { ch, pos }),
             };
             if digits < 2 * TOKEN_LEN {
-                bytes[digits / 2] |= if digits % 2 == 0 { v << 4 } else { v };
+                bytes[digits / 2] |= if digits.is_multiple_of(2) { v << 4 } else { v };
             }
             digits += 1;
         }

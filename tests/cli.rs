@@ -738,7 +738,7 @@ fn killed_runs_resume_from_the_journal() {
     }
 
     let settled = apnsblast::journal::LineSet::load(Path::new(&journal)).expect("journal readable after SIGKILL");
-    assert!(settled.len() > 0);
+    assert!(!settled.is_empty());
     let before = gw.deliveries();
     let report = dir.at("report.json");
     let mut last = a.clone();

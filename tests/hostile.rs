@@ -239,7 +239,7 @@ fn rejected_certificate_fails_the_preflight() {
 #[test]
 fn failures_name_state_unconfirmed_or_unsent() {
     // Every failure line of a hostile run carries a reason.
-    let h = Hostile::start(|tls| read_some(tls), true);
+    let h = Hostile::start(read_some, true);
     let mut c = h.config();
     c.preflight = false;
     let blaster = apnsblast::run::Blaster::new(c).unwrap();

@@ -297,7 +297,7 @@ impl Chaos {
         let has_fault = unit() < self.fault_rate;
         let kind = unit();
         let after = 1 + (unit() * (2 * self.mean_after.max(1)) as f64) as u64;
-        let fault = has_fault.then(|| match (kind * 3.0) as u32 {
+        let fault = has_fault.then_some(match (kind * 3.0) as u32 {
             0 => ChaosFault::Shutdown(after),
             1 => ChaosFault::Close(after),
             _ => ChaosFault::Reset(after),
