@@ -126,6 +126,12 @@ pub struct ShardState {
     window_used: usize,
     out: Vec<u8>,
     pos: usize,
+    /// Index in `inflight` of the first notification encoded into `out`.
+    batch_first: usize,
+    /// End offset in `out` of each notification of the batch.
+    frame_ends: Vec<usize>,
+    /// Notifications of the batch whose every byte was written.
+    batch_written: usize,
     inbuf: [u8; ERROR_RESPONSE_LEN],
     inlen: usize,
     connected: bool,
@@ -156,6 +162,9 @@ impl ShardState {
             window_used: 0,
             out: Vec::with_capacity(limits.batch_bytes + 4096),
             pos: 0,
+            batch_first: 0,
+            frame_ends: Vec::new(),
+            batch_written: 0,
             inbuf: [0; ERROR_RESPONSE_LEN],
             inlen: 0,
             connected: false,
@@ -230,6 +239,9 @@ impl ShardState {
         self.window_used = 0;
         self.out.clear();
         self.pos = 0;
+        self.frame_ends.clear();
+        self.batch_first = 0;
+        self.batch_written = 0;
         self.inlen = 0;
         self.report.connections += 1;
         if self.report.connections > 1 {
@@ -259,6 +271,22 @@ impl ShardState {
         self.pos += n;
         debug_assert!(self.pos <= self.out.len());
         self.report.bytes_written += n as u64;
+        // Count a notification as written (or resent) once its last byte is.
+        while self.frame_ends.get(self.batch_written).is_some_and(|&end| end <= self.pos) {
+            let item = &mut self.inflight[self.batch_first + self.batch_written];
+            self.report.frames_written += 1;
+            if item.written {
+                self.report.resent += 1;
+            }
+            item.written = true;
+            self.batch_written += 1;
+        }
+    }
+
+    /// Notifications in flight whose every byte was written on this connection:
+    /// the only ones the gateway can have seen.
+    fn written_on_connection(&self) -> usize {
+        self.batch_first + self.batch_written
     }
 
     /// Everything written is waiting for the sentinel's rejection.
@@ -274,11 +302,14 @@ impl ShardState {
     fn fill(&mut self) {
         self.out.clear();
         self.pos = 0;
+        self.batch_first = self.inflight.len();
+        self.frame_ends.clear();
+        self.batch_written = 0;
         if self.sentinel.is_some() {
             return;
         }
         while self.out.len() < self.limits.batch_bytes && !self.window_full() && !self.cancelled {
-            let Some(mut item) = self.queue.pop_front() else { break };
+            let Some(item) = self.queue.pop_front() else { break };
             let id = self.next_id;
             self.next_id = self.next_id.wrapping_add(1);
             let before = self.out.len();
@@ -294,11 +325,7 @@ impl ShardState {
                 &mut self.out,
             );
             self.window_used += self.out.len() - before;
-            self.report.frames_written += 1;
-            if item.written {
-                self.report.resent += 1;
-            }
-            item.written = true;
+            self.frame_ends.push(self.out.len());
             self.inflight.push_back(item);
         }
         let input_over = self.cancelled || (self.input_done && self.queue.is_empty());
@@ -351,9 +378,9 @@ impl ShardState {
         match resp.status {
             Status::Shutdown if index < n => {
                 self.accept(index + 1);
-                self.rewind(false);
+                self.rewind(0);
             }
-            Status::Shutdown if resp.id == self.first_id.wrapping_sub(1) => self.rewind(false),
+            Status::Shutdown if resp.id == self.first_id.wrapping_sub(1) => self.rewind(0),
             Status::NoErrors | Status::Shutdown => {
                 log::warn!("shard {}: {resp} names no notification in flight", self.report.shard);
                 return self.on_close();
@@ -362,7 +389,7 @@ impl ShardState {
                 self.accept(index);
                 let item = self.inflight.pop_front().expect("index < len");
                 self.settle(item, State::Rejected, Some(resp.status), resp.status.reason().to_owned());
-                self.rewind(false);
+                self.rewind(0);
                 self.grow_chunk();
             }
             _ => {
@@ -388,8 +415,11 @@ impl ShardState {
     /// everything in flight is in doubt and goes again in recovery mode.
     pub fn on_close(&mut self) -> ConnEnd {
         self.connected = false;
-        let n = self.inflight.len();
+        // Only what was written can have reached the gateway; the rest goes
+        // back to the queue as it was.
+        let n = self.written_on_connection();
         if n == 0 {
+            self.rewind(0);
             return ConnEnd::Silent;
         }
         // Halve what was actually in flight, so a gateway that closes after
@@ -401,7 +431,7 @@ impl ShardState {
         if n == 1 && self.chunk == Some(1) {
             self.strikes += 1;
         }
-        self.rewind(true);
+        self.rewind(n);
         if self.strikes >= MAX_STRIKES {
             self.strikes = 0;
             if let Some(item) = self.queue.pop_front() {
@@ -435,14 +465,20 @@ impl ShardState {
         }
     }
 
-    /// Puts what is left in flight back at the front of the queue, in order.
-    fn rewind(&mut self, doubt: bool) {
+    /// Puts what is left in flight back at the front of the queue, in order;
+    /// the first `in_doubt` of them may have been accepted.
+    fn rewind(&mut self, in_doubt: usize) {
+        let mut i = self.inflight.len();
         while let Some(mut item) = self.inflight.pop_back() {
-            item.doubt |= doubt;
+            i -= 1;
+            item.doubt |= i < in_doubt;
             self.queue.push_front(item);
         }
         self.out.clear();
         self.pos = 0;
+        self.frame_ends.clear();
+        self.batch_first = 0;
+        self.batch_written = 0;
     }
 
     fn settle(&mut self, item: Item, state: State, status: Option<Status>, reason: String) {

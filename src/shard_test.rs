@@ -294,3 +294,24 @@ fn cancel_confirms_what_is_in_flight() {
     assert_eq!(s.report().accepted, 3);
     assert!(!s.has_work());
 }
+
+#[test]
+fn only_what_was_written_is_in_doubt_after_a_silent_close() {
+    let frame = Command::Items.frame_len(2);
+    let mut s = ShardState::new(0, spec(), Limits { batch_bytes: 10 * frame, ..limits() });
+    s.push((1..=10).map(item));
+    s.on_connected();
+    let batch = s.pending_bytes().len();
+    assert_eq!(batch, 10 * frame);
+    s.wrote(3 * frame + 5); // three whole frames and part of the fourth
+    assert_eq!(s.report().frames_written, 3);
+    s.on_close();
+    s.finish_input();
+    while s.has_work() {
+        s.on_connected();
+        let f = drain(&mut s);
+        s.on_response(resp(2, sentinel_of(&f)));
+    }
+    let r = s.report();
+    assert_eq!((r.accepted, r.possibly_duplicated, r.resent, r.frames_written), (10, 3, 3, 13));
+}
