@@ -30,6 +30,8 @@ const SOCKET: Token = Token(0);
 pub(crate) const WAKE: Token = Token(1);
 /// The longest a shard waits without looking at the cancel flag.
 const TICK: Duration = Duration::from_millis(100);
+/// How long notifications stay in flight unconfirmed while the input is stalled.
+const IDLE_CONFIRM: Duration = Duration::from_secs(1);
 
 /// How a shard reaches the gateway and paces itself.
 #[derive(Debug, Clone)]
@@ -347,6 +349,7 @@ fn drive(
     let mut last_progress = Instant::now();
     let mut last_report = Instant::now();
     let mut pushed = false;
+    let mut input_idle_since: Option<Instant> = None;
     loop {
         pull_input(state, input, cancel);
         // Write until the socket would block or there is nothing to write.
@@ -399,6 +402,15 @@ fn drive(
             pushed = true;
         }
         let waiting_on_gateway = blocked || state.awaiting_confirmation();
+        if waiting_on_gateway || state.in_flight() == 0 {
+            input_idle_since = None;
+        } else if input_idle_since.get_or_insert_with(Instant::now).elapsed() >= IDLE_CONFIRM {
+            // The input has stalled (a slow pipe): settle what is in flight
+            // instead of leaving it in doubt until more arrives.
+            state.confirm_now();
+            input_idle_since = None;
+            continue;
+        }
         if !waiting_on_gateway && state.in_flight() == 0 && !state.has_work() {
             return state.on_idle_close();
         }

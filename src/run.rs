@@ -35,6 +35,8 @@ use crate::tls::TlsConfig;
 const BATCH: usize = 512;
 /// Batches a shard's channel holds before the splitter waits.
 const CHANNEL_BATCHES: usize = 8;
+/// The longest a partial batch waits for more input before it goes anyway.
+const TRICKLE: Duration = Duration::from_millis(100);
 
 /// How notifications are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -354,6 +356,7 @@ impl Splitter<'_> {
         I: Iterator<Item = io::Result<Record>>,
     {
         let mut batch = Vec::with_capacity(BATCH);
+        let mut batch_started = Instant::now();
         let mut skipped = Vec::new();
         let mut input = input;
         loop {
@@ -367,8 +370,13 @@ impl Splitter<'_> {
                 Ok(Record::Send(entry)) if self.done_before(entry.line) => {}
                 Ok(Record::Send(entry)) => {
                     self.counts.read += 1;
+                    if batch.is_empty() {
+                        batch_started = Instant::now();
+                    }
                     batch.push(Item::new(entry.line, entry.token, entry.payload));
-                    if batch.len() == BATCH {
+                    // A slow input (a trickling pipe) must not hold tokens back
+                    // until a batch fills.
+                    if batch.len() == BATCH || batch_started.elapsed() >= TRICKLE {
                         self.dispatch(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
                     }
                 }

@@ -137,6 +137,8 @@ pub struct ShardState {
     connected: bool,
     input_done: bool,
     cancelled: bool,
+    /// Confirm what is in flight at the end of the current batch.
+    confirm_requested: bool,
     /// In recovery: at most this many frames per window.
     chunk: Option<usize>,
     strikes: u32,
@@ -170,6 +172,7 @@ impl ShardState {
             connected: false,
             input_done: false,
             cancelled: false,
+            confirm_requested: false,
             chunk: None,
             strikes: 0,
             settled: 0,
@@ -192,6 +195,12 @@ impl ShardState {
     /// Stop writing new notifications; confirm what is in flight.
     pub fn cancel(&mut self) {
         self.cancelled = true;
+    }
+
+    /// Confirm what is in flight now rather than when the window fills (the
+    /// input has stalled: a token should not stay in doubt for long).
+    pub fn confirm_now(&mut self) {
+        self.confirm_requested = true;
     }
 
     /// Whether [`ShardState::cancel`] was called.
@@ -243,6 +252,7 @@ impl ShardState {
         self.batch_first = 0;
         self.batch_written = 0;
         self.inlen = 0;
+        self.confirm_requested = false;
         self.report.connections += 1;
         if self.report.connections > 1 {
             self.report.reconnects += 1;
@@ -329,7 +339,7 @@ impl ShardState {
             self.inflight.push_back(item);
         }
         let input_over = self.cancelled || (self.input_done && self.queue.is_empty());
-        if !self.inflight.is_empty() && (self.window_full() || input_over) {
+        if !self.inflight.is_empty() && (self.window_full() || input_over || self.confirm_requested) {
             let id = self.next_id;
             self.next_id = self.next_id.wrapping_add(1);
             self.spec.command.encode_sentinel(id, &mut self.out);

@@ -315,3 +315,17 @@ fn only_what_was_written_is_in_doubt_after_a_silent_close() {
     let r = s.report();
     assert_eq!((r.accepted, r.possibly_duplicated, r.resent, r.frames_written), (10, 3, 3, 13));
 }
+
+#[test]
+fn confirm_now_closes_the_window_early() {
+    let mut s = ShardState::new(0, spec(), limits());
+    s.push((1..=3).map(item));
+    s.on_connected();
+    assert_eq!(drain(&mut s).len(), 3, "no sentinel: the window is open and input may follow");
+    s.confirm_now();
+    let f = drain(&mut s);
+    assert_eq!(f.len(), 1);
+    s.on_response(resp(2, sentinel_of(&f)));
+    assert_eq!(s.report().accepted, 3);
+    assert!(s.has_work(), "the input has not ended");
+}

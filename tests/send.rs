@@ -89,3 +89,43 @@ fn refused_first_handshakes() {
     let r = with_fault(Config { refuse_handshakes: 3, ..Config::default() }, 20_000);
     assert_eq!(r.unconfirmed + r.unsent, 0);
 }
+
+/// A token list that stops after `first` tokens (more than one batch) until
+/// the run reports something settled.
+struct Stalling {
+    tokens: std::vec::IntoIter<apnsblast::DeviceToken>,
+    line: u64,
+    first: u64,
+    settled: crossbeam_channel::Receiver<()>,
+}
+
+impl Iterator for Stalling {
+    type Item = std::io::Result<apnsblast::input::Record>;
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.line == self.first {
+            // Without the idle confirmation nothing would ever settle here.
+            self.settled.recv_timeout(Duration::from_secs(20)).expect("what was sent is confirmed while the input stalls");
+        }
+        let token = self.tokens.next()?;
+        self.line += 1;
+        Some(Ok(apnsblast::input::Record::Send(apnsblast::input::Entry { line: self.line, token, payload: None })))
+    }
+}
+
+struct Signal(crossbeam_channel::Sender<()>);
+
+impl apnsblast::Observer for Signal {
+    fn settled(&mut self, _lines: &[(u64, u64)]) {
+        let _ = self.0.try_send(());
+    }
+}
+
+#[test]
+fn a_stalled_input_does_not_leave_tokens_in_doubt() {
+    let gw = gateway(Config::default());
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    let input = Stalling { tokens: tokens(1_000, 8).into_iter(), line: 0, first: 600, settled: rx };
+    let report = apnsblast::Blaster::new(config(&gw, 1)).unwrap().run(input, &mut Signal(tx)).unwrap();
+    assert_eq!(report.accepted, 1_000);
+    assert!(report.reconnects >= 1, "the stall closed a window early");
+}
