@@ -409,6 +409,12 @@ impl Splitter<'_> {
             self.dispatch(batch);
         }
         self.read.store(self.counts.read, Ordering::Relaxed);
+        // The input has ended: close the channels and wake every shard, so
+        // none waits for a tick to notice.
+        self.senders.clear();
+        for waker in &self.wakers {
+            let _ = waker.wake();
+        }
         self.counts
     }
 

@@ -16,6 +16,17 @@ use super::{Exit, Global, exit_for, summary};
 /// Exit status after a second Ctrl-C (128 + SIGINT, as shells report it).
 const SHUTDOWN_STATUS: i32 = 130;
 
+/// Removes signal handlers when dropped.
+struct Unregister(Vec<signal_hook::SigId>);
+
+impl Drop for Unregister {
+    fn drop(&mut self) {
+        for id in self.0.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
 /// Everything a blast needs, validated.
 pub struct Job {
     /// The sender's settings.
@@ -54,12 +65,15 @@ pub fn execute(job: Job, global: &Global) -> anyhow::Result<Outcome> {
     let gateway = config.gateway.clone();
     let blaster = Blaster::new(config)?;
     let cancel = blaster.cancel_flag();
+    let mut handlers = Vec::with_capacity(4);
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // The first signal sets the flag; a second one, with the flag already
         // set, exits at once.
-        signal_hook::flag::register_conditional_shutdown(signal, SHUTDOWN_STATUS, Arc::clone(&cancel))?;
-        signal_hook::flag::register(signal, Arc::clone(&cancel))?;
+        handlers.push(signal_hook::flag::register_conditional_shutdown(signal, SHUTDOWN_STATUS, Arc::clone(&cancel))?);
+        handlers.push(signal_hook::flag::register(signal, Arc::clone(&cancel))?);
     }
+    // This run's handlers go with it (tune runs many blasts in one process).
+    let _unregister = Unregister(handlers);
     let mut view = ProgressView::new(global.quiet, input.size, Arc::clone(&input.bytes), Arc::clone(&cancel));
     if let Some(n) = total {
         view = view.with_total(n);

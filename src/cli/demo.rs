@@ -12,7 +12,7 @@ use apnsblast::input::ReaderOptions;
 use apnsblast::report::Report;
 use apnsblast::run::SendConfig;
 use apnsblast::tls::{ClientIdentity, TlsConfig};
-use mock_gateway::{Config, Gateway, Pki, Stats};
+use mock_gateway::{Config, Gateway, Handle, Pki, Stats};
 
 use super::blast::{self, Job};
 use super::generate::TokenGen;
@@ -47,19 +47,8 @@ pub fn run(args: DemoArgs, global: &Global) -> anyhow::Result<Exit> {
         bail!("--bad-rate {}: must be between 0 and 1", args.bad_rate);
     }
     let outputs = Outputs::create(&args.outputs)?;
-    let dir = tempfile::Builder::new()
-        .prefix("apnsblast-demo-")
-        .tempdir()
-        .context("cannot create a temporary directory for the demo certificates")?;
-    if !global.quiet {
-        eprintln!("apnsblast demo: making certificates in {}", dir.path().display());
-    }
-    let pki = Pki::ensure(dir.path()).map_err(|e| anyhow::anyhow!("generating demo certificates: {e}"))?;
     let mock = Config { bad_rate: args.bad_rate, seed: args.seed, ..Config::default() };
-    let gw = Gateway::start(mock, &pki, "127.0.0.1:0".parse().expect("loopback address"), None)
-        .context("starting the mock gateway on 127.0.0.1")?;
-    let identity = ClientIdentity::load(pki.client_p12_path(), None, Some(""))?;
-    let tls = TlsConfig { identity: Some(identity), extra_roots: vec![pki.ca_path()], danger_accept_invalid_certs: false };
+    let Mock { gateway: gw, tls, dir: _dir } = start_mock(mock, "demo", global)?;
     let payload = br#"{"aps":{"alert":"Hello from the apnsblast demo"}}"#;
     let mut config = SendConfig::new(gw.addr().to_string(), tls, Arc::<[u8]>::from(&payload[..]));
     args.tuning.apply(&mut config)?;
@@ -90,6 +79,39 @@ pub fn run(args: DemoArgs, global: &Global) -> anyhow::Result<Exit> {
         Err(why) => println!("agreement: NO: {why}"),
     }
     Ok(if agree.is_ok() { exit } else { Exit::Incomplete })
+}
+
+/// The bundled mock gateway running on loopback, and what a client needs to
+/// reach it. `pub(crate)`: `tune` starts the same mock.
+pub(crate) struct Mock {
+    /// The running gateway (127.0.0.1, a free port).
+    pub(crate) gateway: Handle,
+    /// A client certificate it accepts and its CA as the trust root.
+    pub(crate) tls: TlsConfig,
+    /// Holds the fresh certificates; removed when dropped.
+    pub(crate) dir: tempfile::TempDir,
+}
+
+/// Makes fresh certificates in a temporary directory and starts the mock
+/// gateway with `config` on 127.0.0.1 (a free port). `command` names the
+/// subcommand in the one line said (unless quiet).
+///
+/// # Errors
+/// The directory, the certificates or the listener cannot be made.
+pub(crate) fn start_mock(config: Config, command: &str, global: &Global) -> anyhow::Result<Mock> {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("apnsblast-{command}-"))
+        .tempdir()
+        .with_context(|| format!("cannot create a temporary directory for the {command} certificates"))?;
+    if !global.quiet {
+        eprintln!("apnsblast {command}: making certificates in {}", dir.path().display());
+    }
+    let pki = Pki::ensure(dir.path()).map_err(|e| anyhow::anyhow!("generating {command} certificates: {e}"))?;
+    let gateway = Gateway::start(config, &pki, "127.0.0.1:0".parse().expect("loopback address"), None)
+        .context("starting the mock gateway on 127.0.0.1")?;
+    let identity = ClientIdentity::load(pki.client_p12_path(), None, Some(""))?;
+    let tls = TlsConfig { identity: Some(identity), extra_roots: vec![pki.ca_path()], danger_accept_invalid_certs: false };
+    Ok(Mock { gateway, tls, dir })
 }
 
 /// Whether the sender's report matches what the mock counted.

@@ -31,6 +31,7 @@ mod send;
 mod summary;
 mod tlsargs;
 mod tokens;
+mod tune;
 
 pub use gateway::{GatewayArgs, Service};
 
@@ -72,6 +73,8 @@ pub enum Command {
     GenTokens(generate::GenArgs),
     /// Merge the reports of the partitions of one list (send --partition)
     Merge(merge::MergeArgs),
+    /// Try shard counts, Nagle on and off and both styles; recommend the fastest clean setting
+    Tune(Box<tune::TuneArgs>),
 }
 
 /// How a command that ran ended.
@@ -115,6 +118,7 @@ pub fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Demo(args) => demo::run(*args, &cli.global),
         Command::GenTokens(args) => generate::run(args, &cli.global),
         Command::Merge(args) => merge::run(args, &cli.global),
+        Command::Tune(args) => tune::run(*args, &cli.global),
     }
 }
 

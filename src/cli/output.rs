@@ -22,15 +22,21 @@ use apnsblast::run::{Observer, Progress};
 use super::OutputArgs;
 use super::progress::ProgressView;
 
-/// One output file being written.
-struct Pending {
+/// One output file being written. `pub(crate)`: `tune` writes its report
+/// and chart the same way.
+pub(crate) struct Pending {
     flag: &'static str,
     path: PathBuf,
-    file: BufWriter<NamedTempFile>,
+    /// The temporary file, renamed into place by [`Pending::persist`].
+    pub(crate) file: BufWriter<NamedTempFile>,
 }
 
 impl Pending {
-    fn create(flag: &'static str, path: &Path) -> anyhow::Result<Pending> {
+    /// Creates the temporary file beside `path`.
+    ///
+    /// # Errors
+    /// `path` is a directory, or its directory cannot be written; names `flag`.
+    pub(crate) fn create(flag: &'static str, path: &Path) -> anyhow::Result<Pending> {
         let shown = path.display();
         if path.is_dir() {
             bail!("{flag} {shown}: is a directory");
@@ -48,7 +54,11 @@ impl Pending {
         Ok(Pending { flag, path: path.to_owned(), file: BufWriter::with_capacity(64 << 10, file) })
     }
 
-    fn persist(self) -> anyhow::Result<PathBuf> {
+    /// Flushes, syncs and renames the file into place.
+    ///
+    /// # Errors
+    /// Writing or renaming failed; names the flag and path.
+    pub(crate) fn persist(self) -> anyhow::Result<PathBuf> {
         let Pending { flag, path, file } = self;
         let shown = path.display();
         let file = file.into_inner().map_err(|e| e.into_error()).with_context(|| format!("{flag} {shown}: write failed"))?;

@@ -95,12 +95,13 @@ pub enum PriorityArg {
 }
 
 impl MessageArgs {
-    fn command(&self) -> Command {
+    /// The frame format `--format` asks for (`pub(crate)`: `tune` sends the same message).
+    pub(crate) fn command(&self) -> Command {
         if self.format == 1 { Command::Enhanced } else { Command::Items }
     }
 
     /// The shared payload, validated and minified.
-    fn payload(&self) -> anyhow::Result<Vec<u8>> {
+    pub(crate) fn payload(&self) -> anyhow::Result<Vec<u8>> {
         let limit = self.command().payload_limit();
         let (flag, raw) = match (&self.payload, &self.alert) {
             (Some(path), _) => (format!("--payload {}", path.display()), read_small("--payload", path)?),
@@ -112,7 +113,16 @@ impl MessageArgs {
         payload::validate(&raw, limit).with_context(|| format!("{flag} (--format {}, limit {limit} bytes)", self.format))
     }
 
-    fn expiry(&self) -> anyhow::Result<u32> {
+    /// `--priority` as the frame carries it.
+    pub(crate) fn priority(&self) -> Priority {
+        match self.priority {
+            PriorityArg::Now => Priority::Immediate,
+            PriorityArg::PowerSaving => Priority::PowerSaving,
+        }
+    }
+
+    /// `--expiry` as the absolute UNIX time the frame carries.
+    pub(crate) fn expiry(&self) -> anyhow::Result<u32> {
         let absolute = if self.expiry == 0 {
             0
         } else if self.expiry >= ABSOLUTE_EXPIRY {
@@ -156,10 +166,7 @@ pub fn run(args: SendArgs, global: &Global) -> anyhow::Result<Exit> {
     let mut config = SendConfig::new(gateway.clone(), tls, Arc::<[u8]>::from(shared_payload));
     config.command = command;
     config.expiry = expiry;
-    config.priority = match args.message.priority {
-        PriorityArg::Now => Priority::Immediate,
-        PriorityArg::PowerSaving => Priority::PowerSaving,
-    };
+    config.priority = args.message.priority();
     config.skip_lines = settled_before;
     args.tuning.apply(&mut config)?;
     let job = Job { config, input, options, outputs, total: None };

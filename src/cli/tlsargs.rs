@@ -94,8 +94,9 @@ impl TlsArgs {
 }
 
 /// A prompt is possible when a person is at a terminal: stdin may carry the
-/// token list, but rpassword reads the terminal itself.
-fn can_prompt() -> bool {
+/// token list, but rpassword reads the terminal itself. `pub(crate)`: `tune`
+/// asks its confirmation under the same condition.
+pub(crate) fn can_prompt() -> bool {
     std::io::stdin().is_terminal() || std::io::stderr().is_terminal()
 }
 

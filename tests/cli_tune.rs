@@ -1,0 +1,156 @@
+//! `apnsblast tune`, the built binary: against its own bundled mock (table,
+//! recommendation, chart, JSON report), and against a gateway given with
+//! --gateway (an in-process mock), where it must not send without --yes.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use common::{gateway, list, pki, tokens};
+use mock_gateway::Config;
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_apnsblast");
+
+/// What one run of the binary did.
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs the binary with stdin not a terminal (/dev/null) and captured output.
+fn run(args: &[&str]) -> Run {
+    let out = Command::new(BIN)
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("the binary runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn path(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// The table rows of `tune`'s output: (shards, nodelay, style).
+fn table_rows(stdout: &str) -> Vec<(usize, bool, String)> {
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let mut cols = line.split_whitespace();
+            let shards = cols.next()?.parse().ok()?;
+            let nodelay = cols.next()? == "yes";
+            let style = cols.next()?.trim_end_matches('*').to_owned();
+            Some((shards, nodelay, style))
+        })
+        .collect()
+}
+
+/// The setting the `recommended:` line names, as (shards, nodelay, style).
+fn recommendation(stdout: &str) -> (usize, bool, String) {
+    let line = stdout.lines().find(|l| l.starts_with("recommended: ")).expect("a recommendation line");
+    let flags = line.strip_prefix("recommended: apnsblast send ").expect("ready-to-paste send flags");
+    let words: Vec<&str> = flags.split_whitespace().collect();
+    let shards = words.windows(2).find(|w| w[0] == "--shards").expect("--shards")[1].parse().expect("a count");
+    let style = words.windows(2).find(|w| w[0] == "--style").map_or("pipelined", |w| w[1]).to_owned();
+    (shards, words.contains(&"--nodelay"), style)
+}
+
+fn read_rows(p: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(p).expect("--report written");
+    serde_json::from_str::<Value>(&text).expect("--report is JSON").as_array().expect("an array of rows").clone()
+}
+
+/// accepted + rejected of a row's full report.
+fn settled(row: &Value) -> u64 {
+    let report = &row["report"];
+    let by_status = report["rejected"].as_object().expect("rejected by status");
+    let rejected: u64 = by_status.values().map(|n| n.as_u64().expect("a count")).sum();
+    report["accepted"].as_u64().expect("accepted") + rejected
+}
+
+#[test]
+fn tune_against_the_bundled_mock_tables_recommends_charts_and_reports() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (svg, json) = (dir.path().join("out.svg"), dir.path().join("out.json"));
+    let (svg_arg, json_arg) = (path(&svg), path(&json));
+    let r = run(&["tune", "--sample", "5000", "--shards-list", "1,2", "--chart", &svg_arg, "--report", &json_arg]);
+    assert_eq!(r.code, 0, "{r:#?}");
+
+    let rows = table_rows(&r.stdout);
+    let mut expected = Vec::new();
+    for shards in [1, 2] {
+        for nodelay in [false, true] {
+            expected.push((shards, nodelay, "pipelined".to_owned()));
+        }
+    }
+    expected.extend([false, true].map(|nodelay| (1, nodelay, "strict".to_owned())));
+    assert_eq!(rows, expected, "every combination in the table:\n{}", r.stdout);
+    assert!(r.stdout.contains("strict (a read after every notification) is slow"), "{}", r.stdout);
+    let best = recommendation(&r.stdout);
+    assert!(rows.contains(&best), "recommended {best:?} is not one of the trials:\n{}", r.stdout);
+
+    let chart = std::fs::read_to_string(&svg).expect("--chart written");
+    assert!(chart.starts_with("<svg") || chart.starts_with("<?xml"), "{}", &chart[..chart.len().min(200)]);
+    assert!(chart.contains("<polyline") || chart.contains("<path"), "no line in the chart");
+
+    let report = read_rows(&json);
+    assert_eq!(report.len(), expected.len(), "one JSON row per trial");
+    for (row, (shards, nodelay, style)) in report.iter().zip(&expected) {
+        assert_eq!(row["shards"].as_u64(), Some(*shards as u64));
+        assert_eq!(row["nodelay"].as_bool(), Some(*nodelay));
+        assert_eq!(row["style"].as_str(), Some(style.as_str()));
+        assert_eq!(row["sample"].as_u64(), Some(5000), "{row}");
+        assert_eq!(settled(row), 5000, "accepted + rejected == sample: {row}");
+    }
+    assert_eq!(report.iter().filter(|row| row["recommended"] == true).count(), 1);
+}
+
+#[test]
+fn tune_against_a_given_gateway_sends_only_when_confirmed() {
+    let gw = gateway(Config::default());
+    let p = pki();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let list_path = dir.path().join("tokens.txt");
+    std::fs::write(&list_path, list(&tokens(1000, 7))).expect("token list");
+    let json = dir.path().join("out.json");
+    let (addr, cert, ca, tokens_arg) =
+        (format!("127.0.0.1:{}", gw.addr().port()), path(p.client_p12_path()), path(&p.ca_path()), path(&list_path));
+    let base = [
+        "tune", "--gateway", &addr, "--cert", &cert, "--ca", &ca, "--alert", "hi", "--tokens", &tokens_arg,
+        "--sample", "1000", "--strict-sample", "300", "--shards-list", "1", "--max-backoff", "0.2",
+    ];
+
+    let refused = run(&base);
+    assert_eq!(refused.code, 2, "{refused:#?}");
+    assert!(refused.stderr.contains("real notifications"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
+    assert!(refused.stderr.contains("2,600"), "the total (2 x 1000 + 2 x 300) is announced: {}", refused.stderr);
+    let before = gw.stats();
+    assert_eq!(before.connections + before.handshakes_failed, 0, "nothing may connect unconfirmed: {before:?}");
+
+    let mut confirmed = base.to_vec();
+    confirmed.extend(["--yes", "--report", json.to_str().expect("utf-8 path")]);
+    let r = run(&confirmed);
+    assert_eq!(r.code, 0, "{r:#?}");
+    assert!(r.stderr.contains("real notifications"), "the warning is printed with --yes too: {}", r.stderr);
+    let rows = read_rows(&json);
+    assert_eq!(rows.len(), 4, "Nagle on/off, pipelined and strict, at 1 shard");
+    for row in &rows {
+        let n = if row["style"] == "strict" { 300 } else { 1000 };
+        assert_eq!(row["sample"].as_u64(), Some(n), "{row}");
+        assert_eq!(settled(row), n, "{row}");
+    }
+    let stats = gw.stop();
+    assert_eq!(stats.accepted, 2 * 1000 + 2 * 300, "{stats:?}");
+}
