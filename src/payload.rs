@@ -120,8 +120,9 @@ pub fn validate(raw: &[u8], limit: usize) -> Result<Vec<u8>, PayloadError> {
             message,
         });
     }
-    // IgnoredAny checks the syntax (and trailing bytes) without building a tree.
-    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(raw) {
+    // Parsing into a Value also rejects what a receiving JSON parser would:
+    // numbers out of range and lone surrogates in escapes.
+    if let Err(e) = serde_json::from_slice::<serde_json::Value>(raw) {
         return Err(not_json(&e));
     }
     if raw.iter().find(|b| !is_ws(**b)) != Some(&b'{') {
@@ -140,9 +141,11 @@ pub fn validate(raw: &[u8], limit: usize) -> Result<Vec<u8>, PayloadError> {
 /// Turns a serde_json error into [`PayloadError::NotJson`], keeping the
 /// position apart from the message so Display does not say it twice.
 pub(crate) fn not_json(e: &serde_json::Error) -> PayloadError {
-    let (line, column) = (e.line(), e.column());
+    // serde_json reports column 0 at the very start of a line (or of empty
+    // input); columns here are 1-based.
+    let (line, column) = (e.line().max(1), e.column().max(1));
     let text = e.to_string();
-    let suffix = format!(" at line {line} column {column}");
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
     let message = text.strip_suffix(&suffix).unwrap_or(&text).to_owned();
     PayloadError::NotJson {
         line,

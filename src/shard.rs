@@ -378,36 +378,40 @@ impl ShardState {
     /// The gateway answered: settle the window accordingly and end the connection.
     pub fn on_response(&mut self, resp: ErrorResponse) -> ConnEnd {
         self.connected = false;
-        let n = self.inflight.len();
+        // The gateway can only name what it received: a notification whose
+        // every byte was written, or the sentinel once it was written.
+        let written = self.written_on_connection();
         let index = resp.id.wrapping_sub(self.first_id) as usize;
-        if Some(resp.id) == self.sentinel {
-            self.accept(n);
+        if Some(resp.id) == self.sentinel && self.awaiting_confirmation() {
+            self.accept(self.inflight.len());
             self.grow_chunk();
             return ConnEnd::Confirmed;
         }
         match resp.status {
-            Status::Shutdown if index < n => {
+            Status::Shutdown if index < written => {
                 self.accept(index + 1);
                 self.rewind(0);
             }
             Status::Shutdown if resp.id == self.first_id.wrapping_sub(1) => self.rewind(0),
-            Status::NoErrors | Status::Shutdown => {
-                log::warn!("shard {}: {resp} names no notification in flight", self.report.shard);
-                return self.on_close();
-            }
-            _ if index < n => {
+            Status::NoErrors | Status::Shutdown => return self.unexpected(resp),
+            _ if index < written => {
                 self.accept(index);
-                let item = self.inflight.pop_front().expect("index < len");
+                let item = self.inflight.pop_front().expect("index < written <= len");
                 self.settle(item, State::Rejected, Some(resp.status), resp.status.reason().to_owned());
                 self.rewind(0);
                 self.grow_chunk();
             }
-            _ => {
-                log::warn!("shard {}: {resp} names no notification in flight", self.report.shard);
-                return self.on_close();
-            }
+            _ => return self.unexpected(resp),
         }
         ConnEnd::Answered(resp)
+    }
+
+    /// An error response that names nothing the gateway can have received:
+    /// trust nothing it says and treat the connection as closed silently.
+    fn unexpected(&mut self, resp: ErrorResponse) -> ConnEnd {
+        log::warn!("shard {}: {resp} names no notification that was written; closing", self.report.shard);
+        self.connected = true;
+        self.on_close()
     }
 
     /// We close the connection with nothing in flight (the work is done, or

@@ -221,13 +221,29 @@ pub fn fuzz_parse(bytes: &[u8]) -> usize {
         match parse(rest, limits) {
             Parsed::Incomplete(need) => {
                 // The loop reads more and retries: `need` must be more than it has.
-                assert!(need > rest.len(), "Incomplete({need}) with {} bytes", rest.len());
-                assert!(need <= 5 + MAX_FRAME2_LEN, "Incomplete({need}) beyond the frame cap");
+                assert!(
+                    need > rest.len(),
+                    "Incomplete({need}) with {} bytes",
+                    rest.len()
+                );
+                assert!(
+                    need <= 5 + MAX_FRAME2_LEN,
+                    "Incomplete({need}) beyond the frame cap"
+                );
                 return frames;
             }
             Parsed::Frame(f) => {
-                assert!(f.len > 0 && f.len <= rest.len(), "frame length {} of {}", f.len, rest.len());
-                let limit = if f.command == 2 { limits.frame } else { limits.legacy };
+                assert!(
+                    f.len > 0 && f.len <= rest.len(),
+                    "frame length {} of {}",
+                    f.len,
+                    rest.len()
+                );
+                let limit = if f.command == 2 {
+                    limits.frame
+                } else {
+                    limits.legacy
+                };
                 assert!(!f.payload.is_empty() && f.payload.len() <= limit);
                 rest = &rest[f.len..];
                 frames += 1;
