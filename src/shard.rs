@@ -145,6 +145,8 @@ pub struct ShardState {
     /// Notifications that reached a final state (progress, for the driver's give-up rule).
     settled: u64,
     outcomes: Vec<Outcome>,
+    /// Notifications pushed in, for the conservation check.
+    received: u64,
     /// Lines accepted or rejected since the last [`ShardState::take_settled_lines`].
     settled_lines: Vec<(u64, u64)>,
     report: ShardReport,
@@ -178,13 +180,26 @@ impl ShardState {
             settled: 0,
             outcomes: Vec::new(),
             settled_lines: Vec::new(),
+            received: 0,
             report: ShardReport { shard, ..ShardReport::default() },
         }
     }
 
     /// Adds notifications from the input.
     pub fn push(&mut self, items: impl IntoIterator<Item = Item>) {
+        let before = self.queue.len();
         self.queue.extend(items);
+        self.received += (self.queue.len() - before) as u64;
+    }
+
+    /// Every notification received is queued, in flight, or settled.
+    fn check_conservation(&self) {
+        debug_assert_eq!(
+            self.received,
+            self.queue.len() as u64 + self.inflight.len() as u64 + self.settled,
+            "shard {}: a notification went missing",
+            self.report.shard
+        );
     }
 
     /// The input has ended: confirm what is in flight once the queue is empty.
@@ -531,6 +546,7 @@ impl ShardState {
 
     /// Final words on notifications since the last call.
     pub fn take_outcomes(&mut self) -> Vec<Outcome> {
+        self.check_conservation();
         std::mem::take(&mut self.outcomes)
     }
 

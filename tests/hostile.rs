@@ -108,7 +108,7 @@ fn assert_nothing_lost(r: &Report, n: u64) {
     assert_eq!(r.unaccounted(), 0, "{r:#?}");
     assert_eq!(r.tokens_read, n);
     assert_eq!(r.accepted, 0, "this gateway never confirms anything");
-    assert_eq!(r.unconfirmed + r.unsent, n, "{r:#?}");
+    assert_eq!(r.unconfirmed + r.unsent + r.rejected_total(), n, "{r:#?}");
     assert!(r.per_shard.iter().all(|s| s.error.is_some()), "each shard says why it stopped: {r:#?}");
 }
 
@@ -155,7 +155,10 @@ fn error_response_before_anything_was_sent() {
         let _ = tls.write_all(&[8, 8, 0, 0, 0, 1]);
         let _ = tls.shutdown();
     });
-    assert_eq!(r.rejected_total(), 0, "nothing can be rejected before it was written");
+    // Identifier 1 is each shard's first notification: if the sender had
+    // written it by the time it read the answer, the gateway named it and it
+    // is rightly rejected; if not, the answer names nothing and is ignored.
+    assert!(r.rejected_total() <= r.shards as u64, "only a written notification can be rejected: {r:#?}");
 }
 
 #[test]
