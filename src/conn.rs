@@ -120,7 +120,7 @@ pub(crate) fn run_shard(
             break;
         }
         if state.queued() == 0 && state.in_flight() == 0 {
-            wait_for_input(&mut poll, &state);
+            wait_for_input(&mut poll);
             continue;
         }
         let answered = state.answered();
@@ -166,8 +166,8 @@ pub(crate) fn run_shard(
         }
         flush_outcomes(&mut state, &events);
         if give_up {
-            let why = format!("shard {shard} gave up: {last_failure}");
-            log::error!("{why}");
+            let why = format!("gave up: {last_failure}");
+            log::error!("shard {shard} {why}");
             state.report_mut().error = Some(why.clone());
             // The splitter stops routing here; what it already sent is settled too.
             alive.store(false, Ordering::Relaxed);
@@ -231,7 +231,7 @@ fn pull_input(state: &mut ShardState, input: &Receiver<Vec<Item>>, cancel: &Atom
 }
 
 /// Waits (with no connection open) until the splitter wakes us.
-fn wait_for_input(poll: &mut Poll, _state: &ShardState) {
+fn wait_for_input(poll: &mut Poll) {
     let mut events = Events::with_capacity(4);
     if let Err(e) = poll.poll(&mut events, Some(TICK))
         && !interrupted(&e)
