@@ -22,20 +22,15 @@ const LIST_LINES: usize = 100_000;
 fn token(i: u64) -> DeviceToken {
     let mut t = [0u8; 32];
     for (k, chunk) in t.chunks_exact_mut(8).enumerate() {
-        let v = (i + 1)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .rotate_left(k as u32 * 16);
+        let v = (i + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(k as u32 * 16);
         chunk.copy_from_slice(&v.to_le_bytes());
     }
     DeviceToken(t)
 }
 
 fn bench_encode(c: &mut Criterion) {
-    let payload = payload::alert_payload(
-        "Your order #12345 has shipped and will arrive tomorrow",
-        Some(1),
-        Some("default"),
-    );
+    let payload =
+        payload::alert_payload("Your order #12345 has shipped and will arrive tomorrow", Some(1), Some("default"));
     let tokens: Vec<DeviceToken> = (0..BATCH as u64).map(token).collect();
     for cmd in [Command::Items, Command::Enhanced] {
         let frame_len = cmd.frame_len(payload.len());
@@ -46,7 +41,13 @@ fn bench_encode(c: &mut Criterion) {
             b.iter(|| {
                 out.clear();
                 for (i, t) in tokens.iter().enumerate() {
-                    let n = Notification { token: t, payload: &payload, id: i as u32, expiry: 0, priority: Priority::Immediate };
+                    let n = Notification {
+                        token: t,
+                        payload: &payload,
+                        id: i as u32,
+                        expiry: 0,
+                        priority: Priority::Immediate,
+                    };
                     cmd.encode(&n, &mut out);
                 }
                 black_box(&out);
@@ -70,13 +71,9 @@ fn bench_token_list(c: &mut Criterion) {
     for (name, dedup) in [("hex lines, dedup", true), ("hex lines, no dedup", false)] {
         g.bench_function(name, |b| {
             b.iter(|| {
-                let options = ReaderOptions {
-                    dedup,
-                    ..ReaderOptions::default()
-                };
-                let sent = TokenReader::new(list.as_bytes(), options)
-                    .filter(|r| matches!(r, Ok(Record::Send(_))))
-                    .count();
+                let options = ReaderOptions { dedup, ..ReaderOptions::default() };
+                let sent =
+                    TokenReader::new(list.as_bytes(), options).filter(|r| matches!(r, Ok(Record::Send(_)))).count();
                 assert_eq!(sent, LIST_LINES);
             })
         });
@@ -85,9 +82,8 @@ fn bench_token_list(c: &mut Criterion) {
 }
 
 fn bench_decode(c: &mut Criterion) {
-    let responses: Vec<[u8; 6]> = (0..BATCH as u32)
-        .map(|i| [8, (i % 9) as u8, 0, 0, (i >> 8) as u8, i as u8])
-        .collect();
+    let responses: Vec<[u8; 6]> =
+        (0..BATCH as u32).map(|i| [8, (i % 9) as u8, 0, 0, (i >> 8) as u8, i as u8]).collect();
     let mut g = c.benchmark_group("decode");
     g.throughput(Throughput::Elements(BATCH as u64));
     g.bench_function("error-response", |b| {
@@ -102,11 +98,7 @@ fn bench_decode(c: &mut Criterion) {
     });
     let mut feedback = Vec::new();
     for i in 0..BATCH as u64 {
-        FeedbackTuple {
-            time: i as u32,
-            token: token(i),
-        }
-        .encode(&mut feedback);
+        FeedbackTuple { time: i as u32, token: token(i) }.encode(&mut feedback);
     }
     g.bench_function("feedback-tuples", |b| {
         b.iter(|| {

@@ -21,8 +21,8 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use native_tls::{HandshakeError, TlsConnector, TlsStream};
 
-use crate::report::{Failure, ShardReport};
 use crate::frame::Command;
+use crate::report::{Failure, ShardReport};
 use crate::shard::{ConnEnd, Item, ShardState};
 
 const SOCKET: Token = Token(0);
@@ -145,13 +145,17 @@ pub(crate) fn run_shard(
                     give_up = fruitless >= fruitless_cap;
                     last_failure = match end {
                         ConnEnd::Answered(resp) => {
-                            format!("{fruitless} connections in a row ended before the gateway accepted anything; last: {resp}")
+                            format!(
+                                "{fruitless} connections in a row ended before the gateway accepted anything; last: {resp}"
+                            )
                         }
                         _ if wrote == 0 => format!(
                             "the gateway closed {fruitless} connections in a row right after the TLS handshake; \
                              it may not accept this certificate (a sandbox certificate on the production gateway, or the reverse?)"
                         ),
-                        _ => format!("the gateway closed {fruitless} connections in a row without accepting or rejecting anything"),
+                        _ => format!(
+                            "the gateway closed {fruitless} connections in a row without accepting or rejecting anything"
+                        ),
                     };
                 }
             }
@@ -558,7 +562,10 @@ fn probe_answer(conn: &mut Conn, link: &Link, poll: &mut Poll, command: Command)
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(format!("{} did not answer a test notification within {:?}", link.gateway, link.response_timeout));
+            return Err(format!(
+                "{} did not answer a test notification within {:?}",
+                link.gateway, link.response_timeout
+            ));
         }
         if let Err(e) = poll.poll(&mut events, Some(left))
             && !interrupted(&e)

@@ -63,11 +63,9 @@ impl fmt::Display for FeedbackError {
             FeedbackError::BadTokenLength(n) => {
                 write!(f, "token length is {n}, expected {TOKEN_LEN}")
             }
-            FeedbackError::Truncated { bytes } => write!(
-                f,
-                "stream ended inside a tuple ({bytes} of {} bytes)",
-                FeedbackTuple::LEN
-            ),
+            FeedbackError::Truncated { bytes } => {
+                write!(f, "stream ended inside a tuple ({bytes} of {} bytes)", FeedbackTuple::LEN)
+            }
         }
     }
 }
@@ -129,10 +127,7 @@ impl FeedbackDecoder {
         token.copy_from_slice(&tuple[HEADER_LEN..]);
         let time = BigEndian::read_u32(&tuple[..4]);
         self.pos += FeedbackTuple::LEN;
-        Ok(Some(FeedbackTuple {
-            time,
-            token: DeviceToken(token),
-        }))
+        Ok(Some(FeedbackTuple { time, token: DeviceToken(token) }))
     }
 
     /// Stream offset (bytes pushed before it) of the next undecoded tuple.
@@ -216,10 +211,7 @@ pub fn read_all<R: Read>(mut r: R) -> Result<Vec<FeedbackTuple>, FeedbackReadErr
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e.into()),
         };
-        let decode_err = |dec: &FeedbackDecoder, error| FeedbackReadError::Decode {
-            offset: dec.offset(),
-            error,
-        };
+        let decode_err = |dec: &FeedbackDecoder, error| FeedbackReadError::Decode { offset: dec.offset(), error };
         if n == 0 {
             dec.finish().map_err(|e| decode_err(&dec, e))?;
             return Ok(out);

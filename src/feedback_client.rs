@@ -73,16 +73,11 @@ pub fn fetch(gateway: &str, tls: &TlsConfig, timeout: Duration) -> Result<Vec<Fe
             Err(e) => return Err(fail(format!("reading failed after {} tuples: {e}", tuples.len()))),
         };
         if n == 0 {
-            decoder
-                .finish()
-                .map_err(|e| fail(format!("byte {}: {e}", decoder.offset())))?;
+            decoder.finish().map_err(|e| fail(format!("byte {}: {e}", decoder.offset())))?;
             return Ok(tuples);
         }
         decoder.push(&chunk[..n]);
-        while let Some(t) = decoder
-            .next_tuple()
-            .map_err(|e| fail(format!("byte {}: {e}", decoder.offset())))?
-        {
+        while let Some(t) = decoder.next_tuple().map_err(|e| fail(format!("byte {}: {e}", decoder.offset())))? {
             tuples.push(t);
         }
     }

@@ -20,16 +20,7 @@ fn two_tuples() -> Vec<u8> {
 }
 
 fn expected() -> Vec<FeedbackTuple> {
-    vec![
-        FeedbackTuple {
-            time: 0x5F5E_0FF0,
-            token: token(0),
-        },
-        FeedbackTuple {
-            time: 1,
-            token: token(0xA0),
-        },
-    ]
+    vec![FeedbackTuple { time: 0x5F5E_0FF0, token: token(0) }, FeedbackTuple { time: 1, token: token(0xA0) }]
 }
 
 #[test]
@@ -87,10 +78,7 @@ fn partial_tuple_is_need_more_then_truncated() {
     assert!(d.next_tuple().unwrap().is_some());
     assert_eq!(d.next_tuple(), Ok(None));
     assert_eq!(d.finish(), Err(FeedbackError::Truncated { bytes: 12 }));
-    assert_eq!(
-        d.finish().unwrap_err().to_string(),
-        "stream ended inside a tuple (12 of 38 bytes)"
-    );
+    assert_eq!(d.finish().unwrap_err().to_string(), "stream ended inside a tuple (12 of 38 bytes)");
 }
 
 #[test]
@@ -99,10 +87,7 @@ fn bad_token_length_is_sticky() {
     d.push(&[0, 0, 0, 9, 0, 16]);
     assert_eq!(d.next_tuple(), Err(FeedbackError::BadTokenLength(16)));
     assert_eq!(d.next_tuple(), Err(FeedbackError::BadTokenLength(16)));
-    assert_eq!(
-        FeedbackError::BadTokenLength(16).to_string(),
-        "token length is 16, expected 32"
-    );
+    assert_eq!(FeedbackError::BadTokenLength(16).to_string(), "token length is 16, expected 32");
 }
 
 #[test]
@@ -113,19 +98,10 @@ fn read_all_reads_to_eof() {
     let mut bad = two_tuples();
     bad[38 + 5] = 31;
     let e = read_all(&bad[..]).unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "feedback tuple at byte 38: token length is 31, expected 32"
-    );
+    assert_eq!(e.to_string(), "feedback tuple at byte 38: token length is 31, expected 32");
 
     let e = read_all(&two_tuples()[..40]).unwrap_err();
-    assert!(matches!(
-        e,
-        FeedbackReadError::Decode {
-            offset: 38,
-            error: FeedbackError::Truncated { bytes: 2 }
-        }
-    ));
+    assert!(matches!(e, FeedbackReadError::Decode { offset: 38, error: FeedbackError::Truncated { bytes: 2 } }));
 }
 
 #[test]
@@ -145,19 +121,9 @@ fn read_all_survives_small_reads_and_interrupts() {
     }
     let mut many = vec![];
     for i in 0..1000u32 {
-        FeedbackTuple {
-            time: i,
-            token: token(i as u8),
-        }
-        .encode(&mut many);
+        FeedbackTuple { time: i, token: token(i as u8) }.encode(&mut many);
     }
     let got = read_all(Trickle(many, 0, false)).unwrap();
     assert_eq!(got.len(), 1000);
-    assert_eq!(
-        got[999],
-        FeedbackTuple {
-            time: 999,
-            token: token(999u32 as u8)
-        }
-    );
+    assert_eq!(got[999], FeedbackTuple { time: 999, token: token(999u32 as u8) });
 }

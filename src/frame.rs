@@ -342,10 +342,9 @@ impl ErrorResponse {
         match buf.first() {
             None => Ok(None),
             Some(&8) if buf.len() < ERROR_RESPONSE_LEN => Ok(None),
-            Some(&8) => Ok(Some(ErrorResponse {
-                status: Status::from_code(buf[1]),
-                id: BigEndian::read_u32(&buf[2..6]),
-            })),
+            Some(&8) => {
+                Ok(Some(ErrorResponse { status: Status::from_code(buf[1]), id: BigEndian::read_u32(&buf[2..6]) }))
+            }
             Some(&c) => Err(DecodeError::BadCommand(c)),
         }
     }

@@ -146,11 +146,7 @@ pub struct ReaderOptions {
 
 impl Default for ReaderOptions {
     fn default() -> Self {
-        ReaderOptions {
-            dedup: true,
-            payload_limit: Command::Items.payload_limit(),
-            partition: None,
-        }
+        ReaderOptions { dedup: true, payload_limit: Command::Items.payload_limit(), partition: None }
     }
 }
 
@@ -193,10 +189,7 @@ impl<R: BufRead> TokenReader<R> {
             buf: Vec::with_capacity(256),
             lines: 0,
             failed: false,
-            filter: Filter {
-                options,
-                seen: Fingerprints::default(),
-            },
+            filter: Filter { options, seen: Fingerprints::default() },
         }
     }
 
@@ -305,11 +298,7 @@ impl Filter {
         token: DeviceToken,
         payload: Result<Option<Arc<[u8]>>, PayloadError>,
     ) -> Record {
-        if self
-            .options
-            .partition
-            .is_some_and(|p| !p.claims_token(&token))
-        {
+        if self.options.partition.is_some_and(|p| !p.claims_token(&token)) {
             return Record::OtherPartition;
         }
         let payload = match payload {
@@ -319,11 +308,7 @@ impl Filter {
         if self.options.dedup && !self.seen.insert(fingerprint(token.as_bytes())) {
             return Record::Skip(skip(line, s, SkipReason::Duplicate));
         }
-        Record::Send(Entry {
-            line,
-            token,
-            payload,
-        })
+        Record::Send(Entry { line, token, payload })
     }
 
     /// A line with no usable token: partitioned by its trimmed bytes.

@@ -9,9 +9,7 @@ const A: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeef
 const B: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
 
 fn read_with(input: &[u8], options: ReaderOptions) -> Vec<Record> {
-    TokenReader::new(input, options)
-        .map(|r| r.unwrap())
-        .collect()
+    TokenReader::new(input, options).map(|r| r.unwrap()).collect()
 }
 
 fn read(input: &[u8]) -> Vec<Record> {
@@ -23,11 +21,7 @@ fn tok(s: &str) -> DeviceToken {
 }
 
 fn send(line: u64, t: &str) -> Record {
-    Record::Send(Entry {
-        line,
-        token: tok(t),
-        payload: None,
-    })
+    Record::Send(Entry { line, token: tok(t), payload: None })
 }
 
 fn reason(r: &Record) -> &SkipReason {
@@ -39,22 +33,13 @@ fn reason(r: &Record) -> &SkipReason {
 
 #[test]
 fn plain_lines_blank_comments_crlf() {
-    let list = format!(
-        "# header\r\n{A}\r\n\r\n   \n<{}>\n  {}  \r\n",
-        B.to_uppercase(),
-        &A[..63]
-    );
+    let list = format!("# header\r\n{A}\r\n\r\n   \n<{}>\n  {}  \r\n", B.to_uppercase(), &A[..63]);
     let mut r = TokenReader::new(list.as_bytes(), ReaderOptions::default());
     assert_eq!(r.next().unwrap().unwrap(), send(2, A));
     assert_eq!(r.next().unwrap().unwrap(), send(5, B));
-    let Record::Skip(s) = r.next().unwrap().unwrap() else {
-        panic!()
-    };
+    let Record::Skip(s) = r.next().unwrap().unwrap() else { panic!() };
     assert_eq!((s.line, s.text.as_str()), (6, &A[..63]));
-    assert_eq!(
-        s.reason.to_string(),
-        "invalid token: token has 63 hex digits, expected 64"
-    );
+    assert_eq!(s.reason.to_string(), "invalid token: token has 63 hex digits, expected 64");
     assert!(r.next().is_none());
     assert_eq!(r.lines_read(), 6);
 }
@@ -76,15 +61,8 @@ fn duplicates_skipped_unless_dedup_off() {
     assert_eq!(reason(&got[3]), &SkipReason::Duplicate);
     assert_eq!(reason(&got[3]).to_string(), "duplicate token");
 
-    let off = ReaderOptions {
-        dedup: false,
-        ..ReaderOptions::default()
-    };
-    assert!(
-        read_with(list.as_bytes(), off)
-            .iter()
-            .all(|r| matches!(r, Record::Send(_)))
-    );
+    let off = ReaderOptions { dedup: false, ..ReaderOptions::default() };
+    assert!(read_with(list.as_bytes(), off).iter().all(|r| matches!(r, Record::Send(_))));
 }
 
 #[test]
@@ -96,10 +74,7 @@ fn junk_lines_give_reasons() {
     list.extend(format!("\n{A}\n").as_bytes());
     let got = read(&list);
     assert_eq!(got.len(), 4);
-    assert_eq!(
-        reason(&got[0]).to_string(),
-        "invalid token: invalid character 'u' at column 1"
-    );
+    assert_eq!(reason(&got[0]).to_string(), "invalid token: invalid character 'u' at column 1");
     assert_eq!(reason(&got[1]), &SkipReason::NotUtf8);
     let Record::Skip(s) = &got[1] else { panic!() };
     assert_eq!(s.text, "caf\u{fffd}");
@@ -125,28 +100,13 @@ fn ndjson_lines() {
         b = B
     );
     let got = read(list.as_bytes());
-    let Record::Send(e) = &got[0] else {
-        panic!("{got:?}")
-    };
+    let Record::Send(e) = &got[0] else { panic!("{got:?}") };
     assert_eq!((e.line, e.token), (1, tok(A)));
-    assert_eq!(
-        e.payload.as_deref(),
-        Some(&br#"{"aps":{"alert":"hi"},"x":1}"#[..])
-    );
+    assert_eq!(e.payload.as_deref(), Some(&br#"{"aps":{"alert":"hi"},"x":1}"#[..]));
     assert_eq!(got[1], send(2, B));
-    assert_eq!(
-        reason(&got[2]),
-        &SkipReason::BadPayload(PayloadError::NotObject)
-    );
-    assert_eq!(
-        reason(&got[3]),
-        &SkipReason::BadToken(TokenError::WrongLength { digits: 3 })
-    );
-    assert!(
-        reason(&got[4])
-            .to_string()
-            .starts_with("invalid JSON line: unknown field `tokn`")
-    );
+    assert_eq!(reason(&got[2]), &SkipReason::BadPayload(PayloadError::NotObject));
+    assert_eq!(reason(&got[3]), &SkipReason::BadToken(TokenError::WrongLength { digits: 3 }));
+    assert!(reason(&got[4]).to_string().starts_with("invalid JSON line: unknown field `tokn`"));
     assert!(matches!(reason(&got[5]), SkipReason::BadJson(_)));
     assert_eq!(got.len(), 6);
 }
@@ -155,39 +115,21 @@ fn ndjson_lines() {
 fn ndjson_payload_limit() {
     let big = "x".repeat(40);
     let list = format!("{{\"token\": \"{A}\", \"payload\": {{\"a\": \"{big}\"}}}}\n");
-    let opts = ReaderOptions {
-        payload_limit: 32,
-        ..ReaderOptions::default()
-    };
+    let opts = ReaderOptions { payload_limit: 32, ..ReaderOptions::default() };
     let got = read_with(list.as_bytes(), opts);
-    assert_eq!(
-        reason(&got[0]),
-        &SkipReason::BadPayload(PayloadError::TooLarge {
-            size: 48,
-            limit: 32
-        })
-    );
+    assert_eq!(reason(&got[0]), &SkipReason::BadPayload(PayloadError::TooLarge { size: 48, limit: 32 }));
 }
 
 #[test]
 fn partition_parse() {
     assert_eq!("3/4".parse(), Ok(Partition { index: 3, count: 4 }));
     assert_eq!(" 0 / 1 ".parse(), Ok(Partition { index: 0, count: 1 }));
-    assert_eq!(
-        "4/4".parse::<Partition>(),
-        Err(PartitionError::IndexOutOfRange { index: 4, count: 4 })
-    );
+    assert_eq!("4/4".parse::<Partition>(), Err(PartitionError::IndexOutOfRange { index: 4, count: 4 }));
     assert_eq!("0/0".parse::<Partition>(), Err(PartitionError::ZeroCount));
     for bad in ["", "1", "1/", "/2", "-1/2", "a/b", "1/2/3"] {
-        assert!(
-            matches!(bad.parse::<Partition>(), Err(PartitionError::Syntax(_))),
-            "{bad}"
-        );
+        assert!(matches!(bad.parse::<Partition>(), Err(PartitionError::Syntax(_))), "{bad}");
     }
-    assert_eq!(
-        "4/4".parse::<Partition>().unwrap_err().to_string(),
-        "partition 4/4: K is 0-based and must be below 4"
-    );
+    assert_eq!("4/4".parse::<Partition>().unwrap_err().to_string(), "partition 4/4: K is 0-based and must be below 4");
     assert_eq!(Partition { index: 1, count: 8 }.to_string(), "1/8");
 }
 
@@ -206,20 +148,14 @@ fn partitions_split_the_list_exactly() {
     for i in 0..200u32 {
         list.push_str(&format!("{:064x}\n", u128::from(i) * 0x1_0000_0001));
         if i % 10 == 0 {
-            list.push_str(&format!(
-                "junk {i}\n{:064x}\n",
-                u128::from(i) * 0x1_0000_0001
-            ));
+            list.push_str(&format!("junk {i}\n{:064x}\n", u128::from(i) * 0x1_0000_0001));
         }
     }
     let all = read(list.as_bytes());
     let n = 3;
     let mut merged = vec![];
     for k in 0..n {
-        let opts = ReaderOptions {
-            partition: Some(Partition::new(k, n).unwrap()),
-            ..Default::default()
-        };
+        let opts = ReaderOptions { partition: Some(Partition::new(k, n).unwrap()), ..Default::default() };
         let part = read_with(list.as_bytes(), opts);
         assert_eq!(part.len(), all.len());
         for (i, r) in part.into_iter().enumerate() {
@@ -250,10 +186,7 @@ fn io_error_ends_the_stream() {
 fn skip_display_says_where() {
     let got = read(b"\n\nnope\n");
     let Record::Skip(s) = &got[0] else { panic!() };
-    assert_eq!(
-        s.to_string(),
-        "line 3: invalid token: invalid character 'n' at column 1: \"nope\""
-    );
+    assert_eq!(s.to_string(), "line 3: invalid token: invalid character 'n' at column 1: \"nope\"");
 }
 
 #[test]
@@ -285,10 +218,7 @@ fn find_newline_matches_position() {
 fn lines_split_across_small_buffers() {
     let list = format!("{A}\r\n\n# c\n{B}\r\n{}\n{A}", "y".repeat(MAX_LINE + 1));
     for cap in [1, 7, 64, 65, 66, 1000] {
-        let r = TokenReader::new(
-            io::BufReader::with_capacity(cap, list.as_bytes()),
-            ReaderOptions::default(),
-        );
+        let r = TokenReader::new(io::BufReader::with_capacity(cap, list.as_bytes()), ReaderOptions::default());
         let got: Vec<Record> = r.map(|r| r.unwrap()).collect();
         assert_eq!(got[0], send(1, A), "cap {cap}");
         assert_eq!(got[1], send(4, B), "cap {cap}");

@@ -103,9 +103,7 @@ impl JournalWriter {
         for (a, b) in ranges {
             writeln!(self.out, "{a} {b}")?;
         }
-        self.out
-            .flush()
-            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))
+        self.out.flush().map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))
     }
 }
 
@@ -127,7 +125,9 @@ mod tests {
         let s = LineSet::from_ranges(vec![(10, 12), (1, 3), (4, 5), (11, 20), (30, 30)]);
         assert_eq!(s.ranges, [(1, 5), (10, 20), (30, 30)]);
         assert_eq!(s.len(), 17);
-        for (line, inside) in [(0, false), (1, true), (5, true), (6, false), (10, true), (20, true), (21, false), (30, true), (31, false)] {
+        for (line, inside) in
+            [(0, false), (1, true), (5, true), (6, false), (10, true), (20, true), (21, false), (30, true), (31, false)]
+        {
             assert_eq!(s.contains(line), inside, "line {line}");
         }
     }

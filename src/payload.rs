@@ -42,15 +42,8 @@ pub enum PayloadError {
 impl fmt::Display for PayloadError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PayloadError::NotJson {
-                line,
-                column,
-                message,
-            } => {
-                write!(
-                    f,
-                    "payload is not JSON: {message} at line {line} column {column}"
-                )
+            PayloadError::NotJson { line, column, message } => {
+                write!(f, "payload is not JSON: {message} at line {line} column {column}")
             }
             PayloadError::NotObject => f.write_str("payload is not a JSON object"),
             PayloadError::TooLarge { size, limit } => {
@@ -84,13 +77,7 @@ struct Aps<'a> {
 /// written as UTF-8, not `\u` escapes, which keeps it small. The size is not
 /// checked: pass the result through [`validate`] for that.
 pub fn alert_payload(alert: &str, badge: Option<u32>, sound: Option<&str>) -> Vec<u8> {
-    let value = Alert {
-        aps: Aps {
-            alert,
-            badge,
-            sound,
-        },
-    };
+    let value = Alert { aps: Aps { alert, badge, sound } };
     // Serializing plain strings and integers into a Vec cannot fail.
     serde_json::to_vec(&value).expect("alert payload serializes")
 }
@@ -114,11 +101,7 @@ pub fn validate(raw: &[u8], limit: usize) -> Result<Vec<u8>, PayloadError> {
     if let Err(e) = std::str::from_utf8(raw) {
         let (line, column) = position(raw, e.valid_up_to());
         let message = "invalid UTF-8".to_owned();
-        return Err(PayloadError::NotJson {
-            line,
-            column,
-            message,
-        });
+        return Err(PayloadError::NotJson { line, column, message });
     }
     // Parsing into a Value also rejects what a receiving JSON parser would:
     // numbers out of range and lone surrogates in escapes.
@@ -130,10 +113,7 @@ pub fn validate(raw: &[u8], limit: usize) -> Result<Vec<u8>, PayloadError> {
     }
     let out = minify(raw);
     if out.len() > limit {
-        return Err(PayloadError::TooLarge {
-            size: out.len(),
-            limit,
-        });
+        return Err(PayloadError::TooLarge { size: out.len(), limit });
     }
     Ok(out)
 }
@@ -147,21 +127,14 @@ pub(crate) fn not_json(e: &serde_json::Error) -> PayloadError {
     let text = e.to_string();
     let suffix = format!(" at line {} column {}", e.line(), e.column());
     let message = text.strip_suffix(&suffix).unwrap_or(&text).to_owned();
-    PayloadError::NotJson {
-        line,
-        column,
-        message,
-    }
+    PayloadError::NotJson { line, column, message }
 }
 
 /// 1-based (line, column) of byte offset `at`.
 fn position(raw: &[u8], at: usize) -> (usize, usize) {
     let before = &raw[..at];
     let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-    let line_start = before
-        .iter()
-        .rposition(|&b| b == b'\n')
-        .map_or(0, |i| i + 1);
+    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     (line, at - line_start + 1)
 }
 
@@ -199,14 +172,10 @@ mod tests {
 
     #[test]
     fn alert_payload_is_compact_and_escaped() {
-        assert_eq!(
-            alert_payload("hi", None, None),
-            br#"{"aps":{"alert":"hi"}}"#
-        );
+        assert_eq!(alert_payload("hi", None, None), br#"{"aps":{"alert":"hi"}}"#);
         assert_eq!(
             alert_payload("say \"hé\" \\ ok\n", Some(3), Some("ping.aiff")),
-            "{\"aps\":{\"alert\":\"say \\\"hé\\\" \\\\ ok\\n\",\"badge\":3,\"sound\":\"ping.aiff\"}}"
-                .as_bytes()
+            "{\"aps\":{\"alert\":\"say \\\"hé\\\" \\\\ ok\\n\",\"badge\":3,\"sound\":\"ping.aiff\"}}".as_bytes()
         );
         let raw = alert_payload("日本語 \u{1}", Some(0), None);
         assert_eq!(validate(&raw, 2048).unwrap(), raw);
@@ -214,12 +183,8 @@ mod tests {
 
     #[test]
     fn validate_minifies_keeping_order_and_text() {
-        let pretty =
-            b"{\n  \"z\" : 1.50,\n  \"aps\": {\"alert\": \"a  b\\\" c\" },\r\n\t\"a\": [1, 2]\n}\n";
-        assert_eq!(
-            validate(pretty, 256).unwrap(),
-            br#"{"z":1.50,"aps":{"alert":"a  b\" c"},"a":[1,2]}"#
-        );
+        let pretty = b"{\n  \"z\" : 1.50,\n  \"aps\": {\"alert\": \"a  b\\\" c\" },\r\n\t\"a\": [1, 2]\n}\n";
+        assert_eq!(validate(pretty, 256).unwrap(), br#"{"z":1.50,"aps":{"alert":"a  b\" c"},"a":[1,2]}"#);
         assert_eq!(validate(b"\xEF\xBB\xBF{}", 2).unwrap(), b"{}");
     }
 
@@ -228,23 +193,11 @@ mod tests {
         assert_eq!(validate(b"[1]", 256), Err(PayloadError::NotObject));
         assert_eq!(validate(b" \"x\" ", 256), Err(PayloadError::NotObject));
         let e = validate(b"{\n \"a\": }", 256).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "payload is not JSON: expected value at line 2 column 7"
-        );
-        assert!(matches!(
-            validate(b"{} x", 256),
-            Err(PayloadError::NotJson { .. })
-        ));
-        assert!(matches!(
-            validate(b"", 256),
-            Err(PayloadError::NotJson { .. })
-        ));
+        assert_eq!(e.to_string(), "payload is not JSON: expected value at line 2 column 7");
+        assert!(matches!(validate(b"{} x", 256), Err(PayloadError::NotJson { .. })));
+        assert!(matches!(validate(b"", 256), Err(PayloadError::NotJson { .. })));
         let e = validate(b"{\n\"a\":\"\xff\"}", 256).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "payload is not JSON: invalid UTF-8 at line 2 column 6"
-        );
+        assert_eq!(e.to_string(), "payload is not JSON: invalid UTF-8 at line 2 column 6");
         let big = format!("{{\"a\":\"{}\"}}", "x".repeat(292));
         assert_eq!(
             validate(big.as_bytes(), 256).unwrap_err().to_string(),

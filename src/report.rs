@@ -163,19 +163,12 @@ impl Report {
     /// Tokens read minus every token in a final state: zero when nothing was lost.
     pub fn unaccounted(&self) -> i64 {
         self.tokens_read as i64
-            - (self.accepted + self.rejected_total() + self.unconfirmed + self.unsent + self.skipped)
-                as i64
+            - (self.accepted + self.rejected_total() + self.unconfirmed + self.unsent + self.skipped) as i64
     }
 
     /// Builds the run's report from the shards' reports and the reader's counts.
     pub fn from_shards(per_shard: Vec<ShardReport>, tokens_read: u64, skipped: u64, elapsed_s: f64) -> Report {
-        let mut r = Report {
-            tokens_read,
-            skipped,
-            shards: per_shard.len(),
-            elapsed_s,
-            ..Report::default()
-        };
+        let mut r = Report { tokens_read, skipped, shards: per_shard.len(), elapsed_s, ..Report::default() };
         for s in &per_shard {
             r.accepted += s.accepted;
             for (code, n) in &s.rejected {

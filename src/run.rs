@@ -474,7 +474,13 @@ impl Splitter<'_> {
         self.counts.unsent += items.len() as u64;
         let failures = items
             .into_iter()
-            .map(|i| Failure { line: i.line, token: i.token.to_string(), state: State::Unsent, status: None, reason: reason.into() })
+            .map(|i| Failure {
+                line: i.line,
+                token: i.token.to_string(),
+                state: State::Unsent,
+                status: None,
+                reason: reason.into(),
+            })
             .collect();
         let _ = self.events.send(Event::Failures(failures));
     }
@@ -488,7 +494,8 @@ fn collect(
     read: &AtomicU64,
     started: Instant,
 ) -> Vec<ShardReport> {
-    let mut latest: Vec<ShardReport> = (0..shards).map(|shard| ShardReport { shard, ..ShardReport::default() }).collect();
+    let mut latest: Vec<ShardReport> =
+        (0..shards).map(|shard| ShardReport { shard, ..ShardReport::default() }).collect();
     let mut done = vec![false; shards];
     let mut skipped = 0u64;
     let mut last = Instant::now();

@@ -32,8 +32,8 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
+use crate::frame::{Command, ERROR_RESPONSE_LEN, ErrorResponse, Notification, Priority, Status};
 use crate::journal::push_line;
-use crate::frame::{Command, ErrorResponse, Notification, Priority, Status, ERROR_RESPONSE_LEN};
 use crate::report::{ShardReport, State};
 use crate::token::DeviceToken;
 
@@ -235,8 +235,7 @@ impl ShardState {
 
     /// Whether there is anything left to do (a connection is needed).
     pub fn has_work(&self) -> bool {
-        !self.inflight.is_empty()
-            || (!self.cancelled && (!self.queue.is_empty() || !self.input_done))
+        !self.inflight.is_empty() || (!self.cancelled && (!self.queue.is_empty() || !self.input_done))
     }
 
     /// Count of notifications in a final state so far.

@@ -276,7 +276,14 @@ fn abandon_splits_unsent_from_unconfirmed() {
     let states: Vec<_> = s.take_outcomes().iter().map(|o| (o.item.line, o.state)).collect();
     assert_eq!(
         states,
-        [(1, State::Rejected), (2, State::Unconfirmed), (3, State::Unconfirmed), (4, State::Unconfirmed), (5, State::Unconfirmed), (6, State::Unsent)]
+        [
+            (1, State::Rejected),
+            (2, State::Unconfirmed),
+            (3, State::Unconfirmed),
+            (4, State::Unconfirmed),
+            (5, State::Unconfirmed),
+            (6, State::Unsent)
+        ]
     );
     assert!(!s.has_work());
 }

@@ -137,7 +137,8 @@ impl ClientIdentity {
     pub fn load(cert: &Path, key: Option<&Path>, password: Option<&str>) -> Result<ClientIdentity, TlsError> {
         let cert_bytes = read(cert)?;
         let (leaf, chain, pkey) = if is_pem(&cert_bytes) {
-            let certs = X509::stack_from_pem(&cert_bytes).map_err(|e| invalid(cert, format!("not a PEM certificate: {e}")))?;
+            let certs =
+                X509::stack_from_pem(&cert_bytes).map_err(|e| invalid(cert, format!("not a PEM certificate: {e}")))?;
             let mut certs = certs.into_iter();
             let leaf = certs.next().ok_or_else(|| invalid(cert, "no certificate in this PEM file"))?;
             let key_path = key.unwrap_or(cert);
@@ -172,12 +173,8 @@ impl ClientIdentity {
         }
         let key_pem = pkey.private_key_to_pem_pkcs8().map_err(|e| invalid(cert, e))?;
         let identity = Identity::from_pkcs8(&chain_pem, &key_pem)?;
-        let subject = leaf
-            .subject_name()
-            .entries()
-            .filter_map(|e| e.data().to_string().ok())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let subject =
+            leaf.subject_name().entries().filter_map(|e| e.data().to_string().ok()).collect::<Vec<_>>().join(", ");
         Ok(ClientIdentity { identity, subject, not_after: leaf.not_after().to_string() })
     }
 

@@ -149,15 +149,9 @@ mod tests {
     fn rejects_with_reason() {
         assert_eq!(DeviceToken::parse("  <> "), Err(TokenError::Empty));
         assert_eq!(DeviceToken::parse("abc"), Err(TokenError::WrongLength { digits: 3 }));
-        assert_eq!(
-            DeviceToken::parse(&format!("{HEX}00")),
-            Err(TokenError::WrongLength { digits: 66 })
-        );
+        assert_eq!(DeviceToken::parse(&format!("{HEX}00")), Err(TokenError::WrongLength { digits: 66 }));
         let bad = format!("<{}x{}>", &HEX[..10], &HEX[11..]);
-        assert_eq!(
-            DeviceToken::parse(&bad),
-            Err(TokenError::InvalidChar { ch: 'x', pos: 11 })
-        );
+        assert_eq!(DeviceToken::parse(&bad), Err(TokenError::InvalidChar { ch: 'x', pos: 11 }));
         assert_eq!(
             DeviceToken::parse("user@example.com").unwrap_err().to_string(),
             "invalid character 'u' at column 1"

@@ -5,7 +5,7 @@
 mod common;
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::Write;
+
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -13,38 +13,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use apnsblast::report::{Failure, Report, State};
 use apnsblast::token::DeviceToken;
-use common::{gateway, list, pki, tokens};
+use common::{Run, gateway, list, pki, run, tokens};
 use mock_gateway::{Config, Gateway, Handle, Pki};
 
 const BIN: &str = env!("CARGO_BIN_EXE_apnsblast");
-
-/// What one run of the binary did.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn run(args: &[String], stdin: Option<&str>) -> Run {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args).env_remove("RUST_LOG").stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-    let mut child = cmd.spawn().expect("the binary starts");
-    if let Some(text) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin pipe");
-        let text = text.to_owned();
-        std::thread::spawn(move || {
-            let _ = pipe.write_all(text.as_bytes());
-        });
-    }
-    let out = child.wait_with_output().expect("the binary runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| (*s).to_owned()).collect()
@@ -130,7 +102,11 @@ fn clean_list_exits_0_with_a_full_report() {
     let list = dir.file("tokens.txt", &list(&toks));
     let (report, failed, invalid) = (dir.at("report.json"), dir.at("failed.ndjson"), dir.at("invalid.txt"));
     let r = run(
-        &send_args(&gw, &list, &["--report", &report, "--failed", &failed, "--invalid-tokens", &invalid, "--shards", "3"]),
+        &send_args(
+            &gw,
+            &list,
+            &["--report", &report, "--failed", &failed, "--invalid-tokens", &invalid, "--shards", "3"],
+        ),
         None,
     );
     assert_eq!(r.code, 0, "{r:?}");
@@ -156,7 +132,8 @@ fn invalid_tokens_are_listed_for_pruning() {
     assert!(bad.len() > 10);
     let list = dir.file("tokens.txt", &list(&toks));
     let (report, failed, invalid) = (dir.at("report.json"), dir.at("failed.ndjson"), dir.at("invalid.txt"));
-    let r = run(&send_args(&gw, &list, &["--report", &report, "--failed", &failed, "--invalid-tokens", &invalid]), None);
+    let r =
+        run(&send_args(&gw, &list, &["--report", &report, "--failed", &failed, "--invalid-tokens", &invalid]), None);
     assert_eq!(r.code, 1, "{r:?}");
     let rep = read_report(&report);
     assert_eq!(rep.rejected.get(&8).copied(), Some(bad.len() as u64));
@@ -567,7 +544,8 @@ fn merge_rejects_a_file_that_is_not_a_report() {
 
 #[test]
 fn feedback_prints_the_services_tuples() {
-    let tuples: Vec<(u32, [u8; 32])> = tokens(3, 18).iter().enumerate().map(|(i, t)| (1_600_000_000 + i as u32, t.0)).collect();
+    let tuples: Vec<(u32, [u8; 32])> =
+        tokens(3, 18).iter().enumerate().map(|(i, t)| (1_600_000_000 + i as u32, t.0)).collect();
     let config = Config { feedback: tuples.clone(), ..Config::default() };
     let p = pki();
     let gw = Gateway::start(config, p, "127.0.0.1:0".parse().unwrap(), Some("127.0.0.1:0".parse().unwrap())).unwrap();
@@ -585,8 +563,7 @@ fn feedback_prints_the_services_tuples() {
     ]);
     let r = run(&a, None);
     assert_eq!(r.code, 0, "{r:?}");
-    let expected: String =
-        tuples.iter().map(|(time, tok)| format!("{time}\t{}\n", DeviceToken(*tok))).collect();
+    let expected: String = tuples.iter().map(|(time, tok)| format!("{time}\t{}\n", DeviceToken(*tok))).collect();
     assert_eq!(r.stdout, expected);
     // The list is handed out once.
     let dir = Dir::new();
@@ -699,7 +676,9 @@ fn help_states_the_defaults() {
     assert_eq!(r.code, 0);
     let shards = apnsblast::run::SendConfig::new("", Default::default(), &b"{}"[..]).shards;
     assert!(r.stdout.contains(&format!("[default: {shards}]")), "{}", r.stdout);
-    for flag in ["--tokens", "--payload", "--alert", "--cert-password-env", "--sandbox", "--partition", "--invalid-tokens"] {
+    for flag in
+        ["--tokens", "--payload", "--alert", "--cert-password-env", "--sandbox", "--partition", "--invalid-tokens"]
+    {
         assert!(r.stdout.contains(flag), "{flag} missing from send --help");
     }
 }

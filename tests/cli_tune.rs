@@ -5,38 +5,10 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use common::{gateway, list, pki, tokens};
+use common::{gateway, list, pki, run, tokens};
 use mock_gateway::Config;
 use serde_json::Value;
-
-const BIN: &str = env!("CARGO_BIN_EXE_apnsblast");
-
-/// What one run of the binary did.
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs the binary with stdin not a terminal (/dev/null) and captured output.
-fn run(args: &[&str]) -> Run {
-    let out = Command::new(BIN)
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output()
-        .expect("the binary runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 fn path(p: &Path) -> String {
     p.display().to_string()
@@ -84,7 +56,8 @@ fn tune_against_the_bundled_mock_tables_recommends_charts_and_reports() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (svg, json) = (dir.path().join("out.svg"), dir.path().join("out.json"));
     let (svg_arg, json_arg) = (path(&svg), path(&json));
-    let r = run(&["tune", "--sample", "5000", "--shards-list", "1,2", "--chart", &svg_arg, "--report", &json_arg]);
+    let r =
+        run(&["tune", "--sample", "5000", "--shards-list", "1,2", "--chart", &svg_arg, "--report", &json_arg], None);
     assert_eq!(r.code, 0, "{r:#?}");
 
     let rows = table_rows(&r.stdout);
@@ -127,11 +100,28 @@ fn tune_against_a_given_gateway_sends_only_when_confirmed() {
     let (addr, cert, ca, tokens_arg) =
         (format!("127.0.0.1:{}", gw.addr().port()), path(p.client_p12_path()), path(&p.ca_path()), path(&list_path));
     let base = [
-        "tune", "--gateway", &addr, "--cert", &cert, "--ca", &ca, "--alert", "hi", "--tokens", &tokens_arg,
-        "--sample", "1000", "--strict-sample", "300", "--shards-list", "1", "--max-backoff", "0.2",
+        "tune",
+        "--gateway",
+        &addr,
+        "--cert",
+        &cert,
+        "--ca",
+        &ca,
+        "--alert",
+        "hi",
+        "--tokens",
+        &tokens_arg,
+        "--sample",
+        "1000",
+        "--strict-sample",
+        "300",
+        "--shards-list",
+        "1",
+        "--max-backoff",
+        "0.2",
     ];
 
-    let refused = run(&base);
+    let refused = run(&base, None);
     assert_eq!(refused.code, 2, "{refused:#?}");
     assert!(refused.stderr.contains("real notifications"), "{}", refused.stderr);
     assert!(refused.stderr.contains("--yes"), "{}", refused.stderr);
@@ -141,7 +131,7 @@ fn tune_against_a_given_gateway_sends_only_when_confirmed() {
 
     let mut confirmed = base.to_vec();
     confirmed.extend(["--yes", "--report", json.to_str().expect("utf-8 path")]);
-    let r = run(&confirmed);
+    let r = run(&confirmed, None);
     assert_eq!(r.code, 0, "{r:#?}");
     assert!(r.stderr.contains("real notifications"), "the warning is printed with --yes too: {}", r.stderr);
     let rows = read_rows(&json);

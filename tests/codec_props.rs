@@ -43,8 +43,7 @@ impl<'a> Cur<'a> {
         self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
     }
     fn u32(&mut self) -> Option<u32> {
-        self.take(4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        self.take(4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
     }
     fn sized(&mut self) -> Option<Vec<u8>> {
         let n = self.u16()?;
@@ -57,14 +56,7 @@ impl<'a> Cur<'a> {
 fn decode_frame(buf: &[u8]) -> Option<(Decoded, usize)> {
     let mut c = Cur(buf);
     let command = c.u8()?;
-    let mut d = Decoded {
-        command,
-        id: None,
-        expiry: None,
-        token: vec![],
-        payload: vec![],
-        priority: None,
-    };
+    let mut d = Decoded { command, id: None, expiry: None, token: vec![], payload: vec![], priority: None };
     match command {
         0 => {
             d.token = c.sized()?;
@@ -99,11 +91,7 @@ fn decode_frame(buf: &[u8]) -> Option<(Decoded, usize)> {
 }
 
 fn command() -> impl Strategy<Value = Command> {
-    prop_oneof![
-        Just(Command::Simple),
-        Just(Command::Enhanced),
-        Just(Command::Items)
-    ]
+    prop_oneof![Just(Command::Simple), Just(Command::Enhanced), Just(Command::Items)]
 }
 
 fn priority() -> impl Strategy<Value = Priority> {
@@ -118,23 +106,11 @@ fn token() -> impl Strategy<Value = DeviceToken> {
 type Parts = (DeviceToken, Vec<u8>, u32, u32, Priority);
 
 fn parts(max_payload: usize) -> impl Strategy<Value = Parts> {
-    (
-        token(),
-        prop::collection::vec(any::<u8>(), 0..max_payload),
-        any::<u32>(),
-        any::<u32>(),
-        priority(),
-    )
+    (token(), prop::collection::vec(any::<u8>(), 0..max_payload), any::<u32>(), any::<u32>(), priority())
 }
 
 fn note(p: &Parts) -> Notification<'_> {
-    Notification {
-        token: &p.0,
-        payload: &p.1,
-        id: p.2,
-        expiry: p.3,
-        priority: p.4,
-    }
+    Notification { token: &p.0, payload: &p.1, id: p.2, expiry: p.3, priority: p.4 }
 }
 
 fn expected(cmd: Command, p: &Parts) -> Decoded {
@@ -333,13 +309,9 @@ proptest! {
 /// Arbitrary bytes, or something close to a real line.
 fn line() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
-        prop::collection::vec(
-            any::<u8>().prop_filter("no newline", |b| *b != b'\n'),
-            0..100
-        ),
+        prop::collection::vec(any::<u8>().prop_filter("no newline", |b| *b != b'\n'), 0..100),
         token().prop_map(|t| t.to_string().into_bytes()),
-        "\\{\"token\": \"[0-9a-f]{64}\"(, \"payload\": \\{\"aps\": \\{\\}\\})?\\}"
-            .prop_map(String::into_bytes),
+        "\\{\"token\": \"[0-9a-f]{64}\"(, \"payload\": \\{\"aps\": \\{\\}\\})?\\}".prop_map(String::into_bytes),
         "[# ]?[0-9a-fA-F<> {]{0,70}".prop_map(String::into_bytes),
     ]
 }

@@ -86,11 +86,8 @@ fn token_lines() {
         &hex[8..16],
         hex[16..].to_uppercase()
     );
-    let mut inputs: Vec<Vec<u8>> = vec![
-        mixed.clone().into_bytes(),
-        b"\x00".to_vec(),
-        b"\x1b\xef\xbb\xbf\r\n\r\n\xff\xfe\n{".to_vec(),
-    ];
+    let mut inputs: Vec<Vec<u8>> =
+        vec![mixed.clone().into_bytes(), b"\x00".to_vec(), b"\x1b\xef\xbb\xbf\r\n\r\n\xff\xfe\n{".to_vec()];
     // The same list read through 1-, 3-, 64- and 8192-byte buffers, in 1 to 4 parts.
     for config in [0x00u8, 0x0b, 0x12, 0x1a] {
         let mut v = mixed.clone().into_bytes();
@@ -136,10 +133,7 @@ fn payload_error_columns_are_one_based() {
     for input in [&b""[..], b"\n", b"\n-\n*", b"{\n"] {
         match validate(input, 256) {
             Err(PayloadError::NotJson { line, column, .. }) => {
-                assert!(
-                    line >= 1 && column >= 1,
-                    "{input:?}: line {line} column {column}"
-                );
+                assert!(line >= 1 && column >= 1, "{input:?}: line {line} column {column}");
             }
             other => panic!("{input:?}: {other:?}"),
         }
@@ -165,10 +159,7 @@ fn validated_payloads_parse() {
     ] {
         if let Ok(out) = validate(input, 2048) {
             let parsed = serde_json::from_slice::<serde_json::Value>(&out);
-            assert!(
-                parsed.is_ok(),
-                "{input:?} validated but does not parse: {parsed:?}"
-            );
+            assert!(parsed.is_ok(), "{input:?} validated but does not parse: {parsed:?}");
         }
     }
 }
@@ -180,19 +171,13 @@ fn shard() {
         &[
             b"",
             // push 16, connect, write all, answer the first id, reconnect, ...
-            &[
-                0x00, 0x00, 0xF0, 2, 3, 0, 6, 0x00, 0, 2, 3, 0, 7, 2, 3, 5, 5, 0x85, 3, 10, 12, 9,
-            ],
+            &[0x00, 0x00, 0xF0, 2, 3, 0, 6, 0x00, 0, 2, 3, 0, 7, 2, 3, 5, 5, 0x85, 3, 10, 12, 9],
             // command 1, tiny batches and windows: many sentinels and rewinds
-            &[
-                0x03, 0x01, 0xF0, 0xF0, 2, 3, 7, 3, 7, 6, 0x13, 1, 7, 2, 3, 0, 5, 0x05, 3, 2,
-            ],
+            &[0x03, 0x01, 0xF0, 0xF0, 2, 3, 7, 3, 7, 6, 0x13, 1, 7, 2, 3, 0, 5, 0x05, 3, 2],
             // close mid-batch, then cancel and abandon what is left
             &[0x7e, 0x00, 0x10, 0x20, 2, 3, 20, 7, 9, 11, 1, 10],
             // garbage from the gateway, a shutdown naming the id before the first
-            &[
-                0x40, 0x00, 0x30, 2, 3, 0, 5, 0x85, 4, b'H', b'T', b'T', b'P', 2, 3, 0, 6, 0x65, 0,
-            ],
+            &[0x40, 0x00, 0x30, 2, 3, 0, 5, 0x85, 4, b'H', b'T', b'T', b'P', 2, 3, 0, 6, 0x65, 0],
             // finding F3's input: passes the accounting checks (see below)
             &[0x08, 0x00, 0x00, 0x02, 0x03, 0x04, 0x06, 0x05],
         ],
@@ -218,32 +203,18 @@ fn only_written_notifications_are_settled() {
     use apnsblast::shard::{FrameSpec, Item, Limits, ShardState};
     use apnsblast::token::DeviceToken;
 
-    let spec = FrameSpec {
-        command: Command::Items,
-        payload: Arc::from(&b"{}"[..]),
-        expiry: 0,
-        priority: Priority::Immediate,
-    };
-    let limits = Limits {
-        batch_bytes: 1,
-        window_bytes: 200,
-        confirm_every: 0,
-    };
+    let spec =
+        FrameSpec { command: Command::Items, payload: Arc::from(&b"{}"[..]), expiry: 0, priority: Priority::Immediate };
+    let limits = Limits { batch_bytes: 1, window_bytes: 200, confirm_every: 0 };
     let mut s = ShardState::new(0, spec, limits);
     s.push([Item::new(1, DeviceToken(TOKEN), None)]);
     s.on_connected();
     assert_eq!(s.pending_bytes().len(), Command::Items.frame_len(2));
     s.wrote(28); // the frame (identifier 1) is not completely written
-    s.on_response(ErrorResponse {
-        status: Status::Shutdown,
-        id: 1,
-    });
+    s.on_response(ErrorResponse { status: Status::Shutdown, id: 1 });
     let r = s.report();
     assert_eq!(r.frames_written, 0);
-    assert_eq!(
-        r.accepted, 0,
-        "accepted a notification the gateway never received"
-    );
+    assert_eq!(r.accepted, 0, "accepted a notification the gateway never received");
 }
 
 #[test]
@@ -261,15 +232,13 @@ fn mock_frames() {
         all[..all.len() - 1].to_vec(),
         sentinel.to_vec(),
         [all.as_slice(), &sentinel].concat(),
-        vec![2, 0xff, 0xff, 0xff, 0xff], // frame length over the cap
-        vec![2, 0, 0, 0, 2, 1, 0],       // item header cut short
+        vec![2, 0xff, 0xff, 0xff, 0xff],        // frame length over the cap
+        vec![2, 0, 0, 0, 2, 1, 0],              // item header cut short
         vec![1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 31], // token length 31
-        vec![9],                         // unknown command
+        vec![9],                                // unknown command
     ];
     // Command 2 with a repeated item.
-    inputs.push(vec![
-        2, 0, 0, 0, 14, 3, 0, 4, 0, 0, 0, 1, 3, 0, 4, 0, 0, 0, 2,
-    ]);
+    inputs.push(vec![2, 0, 0, 0, 14, 3, 0, 4, 0, 0, 0, 1, 3, 0, 4, 0, 0, 0, 2]);
     for input in &inputs {
         fuzz::mock_frames::check(input);
     }

@@ -246,7 +246,10 @@ fn failures_name_state_unconfirmed_or_unsent() {
     let mut c = h.config();
     c.preflight = false;
     let blaster = apnsblast::run::Blaster::new(c).unwrap();
-    let reader = apnsblast::input::TokenReader::new(std::io::Cursor::new(list(&tokens(300, 8)).into_bytes()), Default::default());
+    let reader = apnsblast::input::TokenReader::new(
+        std::io::Cursor::new(list(&tokens(300, 8)).into_bytes()),
+        Default::default(),
+    );
     let mut f = Failures::default();
     let r = blaster.run(reader, &mut f).unwrap();
     assert_eq!(f.0.len() as u64, r.unconfirmed + r.unsent);

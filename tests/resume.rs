@@ -49,7 +49,8 @@ fn interrupted_run_resumes_without_resending_what_was_settled() {
         stop_after: 15_000,
         cancel: blaster.cancel_flag(),
     };
-    let reader = apnsblast::input::TokenReader::new(std::io::Cursor::new(text.clone().into_bytes()), Default::default());
+    let reader =
+        apnsblast::input::TokenReader::new(std::io::Cursor::new(text.clone().into_bytes()), Default::default());
     let first = blaster.run(reader, &mut obs).unwrap();
     assert!(first.interrupted || first.unsent > 0, "the run was stopped part way: {first:#?}");
     assert_eq!(first.unaccounted(), 0);
@@ -81,8 +82,5 @@ fn interrupted_run_resumes_without_resending_what_was_settled() {
             assert_eq!(n, before, "line {line} was settled in the first run and sent again");
         }
     }
-    assert_eq!(
-        first.accepted + second.accepted,
-        tokens.iter().filter(|t| !gw.is_bad(t.as_bytes())).count() as u64
-    );
+    assert_eq!(first.accepted + second.accepted, tokens.iter().filter(|t| !gw.is_bad(t.as_bytes())).count() as u64);
 }

@@ -26,7 +26,10 @@ fn million(bad_rate: f64, shards: usize) {
         report.rate_per_s, report.elapsed_s, report.resent, report.amplification, report.reconnects, report.rejected
     );
     for s in &report.per_shard {
-        println!("  shard {}: connect {:.2}s of {:.2}s, {} connections", s.shard, s.connect_s, s.elapsed_s, s.connections);
+        println!(
+            "  shard {}: connect {:.2}s of {:.2}s, {} connections",
+            s.shard, s.connect_s, s.elapsed_s, s.connections
+        );
     }
     assert_accounted(&report, &failures, &gw, &tokens);
 }

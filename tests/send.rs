@@ -104,7 +104,9 @@ impl Iterator for Stalling {
     fn next(&mut self) -> Option<Self::Item> {
         if self.line == self.first {
             // Without the idle confirmation nothing would ever settle here.
-            self.settled.recv_timeout(Duration::from_secs(20)).expect("what was sent is confirmed while the input stalls");
+            self.settled
+                .recv_timeout(Duration::from_secs(20))
+                .expect("what was sent is confirmed while the input stalls");
         }
         let token = self.tokens.next()?;
         self.line += 1;

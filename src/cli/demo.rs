@@ -110,7 +110,8 @@ pub(crate) fn start_mock(config: Config, command: &str, global: &Global) -> anyh
     let gateway = Gateway::start(config, &pki, "127.0.0.1:0".parse().expect("loopback address"), None)
         .context("starting the mock gateway on 127.0.0.1")?;
     let identity = ClientIdentity::load(pki.client_p12_path(), None, Some(""))?;
-    let tls = TlsConfig { identity: Some(identity), extra_roots: vec![pki.ca_path()], danger_accept_invalid_certs: false };
+    let tls =
+        TlsConfig { identity: Some(identity), extra_roots: vec![pki.ca_path()], danger_accept_invalid_certs: false };
     Ok(Mock { gateway, tls, dir })
 }
 

@@ -38,8 +38,12 @@ pub fn run(args: MergeArgs, global: &Global) -> anyhow::Result<Exit> {
         parts.push(report);
     }
     let merged = Report::merge(&parts);
-    let outputs =
-        Outputs::create(&OutputArgs { report: args.report.clone(), failed: None, invalid_tokens: None, journal: None })?;
+    let outputs = Outputs::create(&OutputArgs {
+        report: args.report.clone(),
+        failed: None,
+        invalid_tokens: None,
+        journal: None,
+    })?;
     let written: Written = outputs.finish(&merged);
     for e in &written.errors {
         eprintln!("apnsblast: error: {e}");

@@ -132,9 +132,7 @@ pub fn init_logging(global: &Global) {
         (_, 2) => "debug",
         _ => "trace",
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
-        .format_target(false)
-        .init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).format_target(false).init();
 }
 
 /// How notifications are written: shared by `send` and `demo`.
@@ -272,11 +270,8 @@ impl std::str::FromStr for Secs {
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
     let t = s.trim();
-    let (num, scale) = if let Some(ms) = t.strip_suffix("ms") {
-        (ms, 1e-3)
-    } else {
-        (t.strip_suffix('s').unwrap_or(t), 1.0)
-    };
+    let (num, scale) =
+        if let Some(ms) = t.strip_suffix("ms") { (ms, 1e-3) } else { (t.strip_suffix('s').unwrap_or(t), 1.0) };
     match num.trim().parse::<f64>() {
         Ok(v) if v.is_finite() && v >= 0.0 && v * scale < 1e9 => Ok(Duration::from_secs_f64(v * scale)),
         _ => Err(format!("{s:?} is not a number of seconds (e.g. 10, 0.5, 250ms)")),

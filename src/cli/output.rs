@@ -61,9 +61,12 @@ impl Pending {
     pub(crate) fn persist(self) -> anyhow::Result<PathBuf> {
         let Pending { flag, path, file } = self;
         let shown = path.display();
-        let file = file.into_inner().map_err(|e| e.into_error()).with_context(|| format!("{flag} {shown}: write failed"))?;
+        let file =
+            file.into_inner().map_err(|e| e.into_error()).with_context(|| format!("{flag} {shown}: write failed"))?;
         file.as_file().sync_all().with_context(|| format!("{flag} {shown}: write failed"))?;
-        file.persist(&path).map_err(|e| e.error).with_context(|| format!("{flag} {shown}: cannot rename into place"))?;
+        file.persist(&path)
+            .map_err(|e| e.error)
+            .with_context(|| format!("{flag} {shown}: cannot rename into place"))?;
         Ok(path)
     }
 }

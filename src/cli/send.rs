@@ -110,7 +110,8 @@ impl MessageArgs {
             }
             (None, None) => bail!("no message: give --payload FILE or --alert TEXT"),
         };
-        payload::validate(&raw, limit).with_context(|| format!("{flag} (--format {}, limit {limit} bytes)", self.format))
+        payload::validate(&raw, limit)
+            .with_context(|| format!("{flag} (--format {}, limit {limit} bytes)", self.format))
     }
 
     /// `--priority` as the frame carries it.
@@ -131,7 +132,8 @@ impl MessageArgs {
             let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
             now + self.expiry
         };
-        u32::try_from(absolute).map_err(|_| anyhow::anyhow!("--expiry {}: beyond what the protocol can express (2106)", self.expiry))
+        u32::try_from(absolute)
+            .map_err(|_| anyhow::anyhow!("--expiry {}: beyond what the protocol can express (2106)", self.expiry))
     }
 }
 
@@ -147,11 +149,8 @@ pub fn run(args: SendArgs, global: &Global) -> anyhow::Result<Exit> {
         log::warn!("--priority is ignored with --format 1 (the enhanced format has no priority)");
     }
     let gateway = args.gateway.resolve(Service::Push)?;
-    let options = ReaderOptions {
-        dedup: !args.no_dedup,
-        payload_limit: command.payload_limit(),
-        partition: args.partition,
-    };
+    let options =
+        ReaderOptions { dedup: !args.no_dedup, payload_limit: command.payload_limit(), partition: args.partition };
     let input = tokens::open(&args.tokens, args.strict_input, &options)?;
     let settled_before = match &args.outputs.journal {
         Some(path) if path.exists() => {

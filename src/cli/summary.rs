@@ -14,7 +14,12 @@ pub fn render(report: &Report, written: &Written) -> String {
         let _ = writeln!(s, "  {name:<26} {value:>12}{}{note}", if note.is_empty() { "" } else { "   " });
     };
     if report.previously_settled > 0 {
-        row(&mut s, "settled before", report.previously_settled.to_string(), "lines the journal says an earlier run settled");
+        row(
+            &mut s,
+            "settled before",
+            report.previously_settled.to_string(),
+            "lines the journal says an earlier run settled",
+        );
     }
     row(&mut s, "tokens read", report.tokens_read.to_string(), "");
     row(&mut s, "accepted", report.accepted.to_string(), "");
@@ -23,25 +28,32 @@ pub fn render(report: &Report, written: &Written) -> String {
         let status = Status::from_code(*code);
         row(&mut s, &format!("  {} ({code})", status.reason()), n.to_string(), "");
     }
-    row(&mut s, "unconfirmed", report.unconfirmed.to_string(), if report.unconfirmed > 0 {
-        "written, never confirmed: may or may not have been delivered"
-    } else {
-        ""
-    });
+    row(
+        &mut s,
+        "unconfirmed",
+        report.unconfirmed.to_string(),
+        if report.unconfirmed > 0 { "written, never confirmed: may or may not have been delivered" } else { "" },
+    );
     row(&mut s, "unsent", report.unsent.to_string(), if report.unsent > 0 { "never written" } else { "" });
-    row(&mut s, "skipped", report.skipped.to_string(), if report.skipped > 0 {
-        "unusable lines and duplicates"
-    } else {
-        ""
-    });
+    row(
+        &mut s,
+        "skipped",
+        report.skipped.to_string(),
+        if report.skipped > 0 { "unusable lines and duplicates" } else { "" },
+    );
     if report.other_partitions > 0 {
         row(&mut s, "other partitions", report.other_partitions.to_string(), "lines left to the other partitions");
     }
-    row(&mut s, "possibly duplicated", report.possibly_duplicated.to_string(), if report.possibly_duplicated > 0 {
-        "accepted after a connection died in doubt: may have arrived twice"
-    } else {
-        ""
-    });
+    row(
+        &mut s,
+        "possibly duplicated",
+        report.possibly_duplicated.to_string(),
+        if report.possibly_duplicated > 0 {
+            "accepted after a connection died in doubt: may have arrived twice"
+        } else {
+            ""
+        },
+    );
     row(&mut s, "resent", report.resent.to_string(), "");
     row(&mut s, "reconnects", report.reconnects.to_string(), "");
     row(&mut s, "amplification", format!("{:.3}", report.amplification), "frames written per token sent");
@@ -56,7 +68,8 @@ pub fn render(report: &Report, written: &Written) -> String {
         let _ = writeln!(s, "  reading the token list failed: {e}; the counts cover what was read before");
     }
     if report.unaccounted() != 0 {
-        let _ = writeln!(s, "  WARNING: {} tokens are not accounted for (a bug: please report it)", report.unaccounted());
+        let _ =
+            writeln!(s, "  WARNING: {} tokens are not accounted for (a bug: please report it)", report.unaccounted());
     }
     if let Some((path, n)) = &written.failed {
         let _ = writeln!(s, "  failed tokens              {} ({n} lines)", path.display());

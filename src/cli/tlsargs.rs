@@ -126,4 +126,3 @@ fn check_key_use(args: &TlsArgs) {
         log::warn!("--key {}: ignored, the key comes from the PKCS#12 file {}", key.display(), args.cert.display());
     }
 }
-

@@ -183,4 +183,3 @@ impl<R: BufRead> Iterator for Tracked<R> {
         Some(record)
     }
 }
-

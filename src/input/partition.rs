@@ -42,16 +42,12 @@ impl fmt::Display for PartitionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             PartitionError::Syntax(s) => {
-                write!(
-                    f,
-                    "partition {s:?} is not K/N (0-based K below N, e.g. 0/4)"
-                )
+                write!(f, "partition {s:?} is not K/N (0-based K below N, e.g. 0/4)")
             }
             PartitionError::ZeroCount => f.write_str("partition count N must be at least 1"),
-            PartitionError::IndexOutOfRange { index, count } => write!(
-                f,
-                "partition {index}/{count}: K is 0-based and must be below {count}"
-            ),
+            PartitionError::IndexOutOfRange { index, count } => {
+                write!(f, "partition {index}/{count}: K is 0-based and must be below {count}")
+            }
         }
     }
 }

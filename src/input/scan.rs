@@ -19,9 +19,7 @@ pub(super) fn find_newline(s: &[u8]) -> Option<usize> {
         }
     }
     let tail = words.remainder();
-    tail.iter()
-        .position(|&b| b == b'\n')
-        .map(|p| s.len() - tail.len() + p)
+    tail.iter().position(|&b| b == b'\n').map(|p| s.len() - tail.len() + p)
 }
 
 /// Hex digit values; 0xFF marks a non-digit.

@@ -2,7 +2,9 @@
 //! 127.0.0.1:0, test certificates made once per test binary, token lists.
 #![allow(dead_code)]
 
-use std::io::Cursor;
+use std::ffi::OsStr;
+use std::io::{Cursor, Write};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -122,4 +124,36 @@ pub fn assert_accounted(report: &Report, failures: &[Failure], gw: &Handle, toke
     let rejected: Vec<_> = failures.iter().filter(|f| f.state == State::Rejected).collect();
     assert_eq!(rejected.len() as u64, bad);
     assert!(rejected.iter().all(|f| f.status == Some(8) && f.reason == "invalid token"));
+}
+
+/// What one run of the built `apnsblast` binary did.
+#[derive(Debug)]
+pub struct Run {
+    /// Exit status (-1 when killed by a signal).
+    pub code: i32,
+    /// Everything it printed on stdout.
+    pub stdout: String,
+    /// Everything it printed on stderr.
+    pub stderr: String,
+}
+
+/// Runs the built binary with `args`, feeding `stdin` (or /dev/null: not a terminal).
+pub fn run<S: AsRef<OsStr>>(args: &[S], stdin: Option<&str>) -> Run {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_apnsblast"));
+    cmd.args(args).env_remove("RUST_LOG").stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    let mut child = cmd.spawn().expect("the binary starts");
+    if let Some(text) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin pipe");
+        let text = text.to_owned();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(text.as_bytes());
+        });
+    }
+    let out = child.wait_with_output().expect("the binary runs");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
 }

@@ -148,7 +148,13 @@ pub(super) fn table(rows: &[Row], strict: (usize, u64), tokens: u64) -> String {
             r.reconnects,
             r.amplification,
             r.errors,
-            if r.recommended { "  <- recommended" } else if r.report.interrupted { "  (interrupted)" } else { "" }
+            if r.recommended {
+                "  <- recommended"
+            } else if r.report.interrupted {
+                "  (interrupted)"
+            } else {
+                ""
+            }
         );
     }
     if rows.iter().any(|r| r.style == "strict") {

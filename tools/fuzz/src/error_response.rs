@@ -16,9 +16,7 @@ pub fn check(data: &[u8]) {
         }
         Ok(None) => assert!(data.is_empty() || (data[0] == 8 && data.len() < ERROR_RESPONSE_LEN)),
         Err(e) => {
-            let DecodeError::BadCommand(c) = e else {
-                unreachable!("only BadCommand exists")
-            };
+            let DecodeError::BadCommand(c) = e else { unreachable!("only BadCommand exists") };
             assert_eq!(Some(&c), data.first());
             assert_ne!(c, 8);
             let _ = e.to_string();
@@ -26,10 +24,7 @@ pub fn check(data: &[u8]) {
     }
     // Every prefix (bytes arriving in pieces) is "not yet" or the same verdict.
     for k in 0..data.len().min(ERROR_RESPONSE_LEN) {
-        match (
-            ErrorResponse::decode(&data[..k]),
-            ErrorResponse::decode(data),
-        ) {
+        match (ErrorResponse::decode(&data[..k]), ErrorResponse::decode(data)) {
             (Ok(None), _) => {}
             (Err(a), Err(b)) => assert_eq!(a, b),
             (a, b) => panic!("prefix {k}: {a:?} but whole input: {b:?}"),

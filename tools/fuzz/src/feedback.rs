@@ -65,11 +65,7 @@ pub fn check(data: &[u8]) {
     for t in &tuples {
         t.encode(&mut encoded);
     }
-    assert_eq!(
-        encoded,
-        data[..consumed],
-        "tuples re-encode to the consumed prefix"
-    );
+    assert_eq!(encoded, data[..consumed], "tuples re-encode to the consumed prefix");
     match error {
         Some(FeedbackError::BadTokenLength(n)) => {
             let at = consumed + 4;

@@ -119,11 +119,7 @@ struct Harness {
 impl Harness {
     fn check(&self) {
         let s = &self.s;
-        assert_eq!(
-            s.queued() as u64 + s.in_flight() as u64 + s.settled(),
-            self.pushed,
-            "an item went missing"
-        );
+        assert_eq!(s.queued() as u64 + s.in_flight() as u64 + s.settled(), self.pushed, "an item went missing");
         if !self.connected {
             assert_eq!(s.in_flight(), 0, "in flight without a connection");
         }
@@ -142,21 +138,13 @@ impl Harness {
     /// Writes up to `max` pending bytes; returns how many.
     fn write(&mut self, max: usize) -> usize {
         let pending = self.s.pending_bytes().to_vec();
-        assert_eq!(
-            self.s.pending_bytes(),
-            &pending[..],
-            "pending bytes moved before a write"
-        );
+        assert_eq!(self.s.pending_bytes(), &pending[..], "pending bytes moved before a write");
         let n = max.min(pending.len());
         self.transcript.extend_from_slice(&pending[..n]);
         self.s.wrote(n);
         let f = frames(self.command, &self.transcript);
         for w in f.windows(2) {
-            assert_eq!(
-                w[1].0,
-                w[0].0.wrapping_add(1),
-                "identifiers are consecutive"
-            );
+            assert_eq!(w[1].0, w[0].0.wrapping_add(1), "identifiers are consecutive");
         }
         self.written.extend(f.iter().filter_map(|x| x.1));
         if let (Some(first), Some(last)) = (f.first(), f.last()) {
@@ -190,15 +178,11 @@ impl Harness {
             6..=7 => self.first_id.wrapping_sub(1 + u32::from(k & 1)),
             8..=12 => {
                 let f = frames(self.command, &self.transcript);
-                f.get(usize::from(k) % f.len().max(1))
-                    .map_or(self.first_id, |x| x.0)
+                f.get(usize::from(k) % f.len().max(1)).map_or(self.first_id, |x| x.0)
             }
             _ => inp.u32(),
         };
-        ErrorResponse {
-            status: Status::from_code(status),
-            id,
-        }
+        ErrorResponse { status: Status::from_code(status), id }
     }
 
     fn collect(&mut self) {
@@ -230,11 +214,7 @@ pub fn check_written(data: &[u8]) {
 fn run(data: &[u8], strict: bool) {
     let mut inp = Input(data);
     let (a, b) = (inp.u8(), inp.u8());
-    let command = if a & 1 == 0 {
-        Command::Items
-    } else {
-        Command::Enhanced
-    };
+    let command = if a & 1 == 0 { Command::Items } else { Command::Enhanced };
     let limits = Limits {
         batch_bytes: [1, 100, 1000, 64 * 1024][usize::from(a >> 1) & 3],
         window_bytes: [1, 200, 5000, 1 << 30][usize::from(a >> 3) & 3],
@@ -244,11 +224,7 @@ fn run(data: &[u8], strict: bool) {
         command,
         payload: Arc::from(&b"{\"aps\":{}}"[..]),
         expiry: u32::from(b),
-        priority: if b & 1 == 0 {
-            Priority::Immediate
-        } else {
-            Priority::PowerSaving
-        },
+        priority: if b & 1 == 0 { Priority::Immediate } else { Priority::PowerSaving },
     };
     let own: Arc<[u8]> = Arc::from(&b"{\"a\":1}"[..]);
     let mut h = Harness {
@@ -340,17 +316,11 @@ fn run(data: &[u8], strict: bool) {
             written += n;
         }
         assert!(written > 0, "work left but nothing to write");
-        assert!(
-            h.s.awaiting_confirmation(),
-            "the window ends without a sentinel"
-        );
+        assert!(h.s.awaiting_confirmation(), "the window ends without a sentinel");
         let f = frames(command, &h.transcript);
         let &(sentinel, line) = f.last().expect("frames written");
         assert_eq!(line, None, "the last frame is a sentinel");
-        let resp = ErrorResponse {
-            status: Status::MissingToken,
-            id: sentinel,
-        };
+        let resp = ErrorResponse { status: Status::MissingToken, id: sentinel };
         let end = h.s.on_bytes(&resp.to_bytes());
         assert_eq!(end, Some(ConnEnd::Confirmed));
         h.ended(end);
@@ -363,11 +333,7 @@ fn run(data: &[u8], strict: bool) {
     // Every line exactly once.
     let r = h.s.report().clone();
     assert_eq!(h.s.settled(), h.pushed);
-    assert_eq!(
-        r.accepted + r.rejected_total() + r.unconfirmed + r.unsent,
-        h.pushed,
-        "{r:?}"
-    );
+    assert_eq!(r.accepted + r.rejected_total() + r.unconfirmed + r.unsent, h.pushed, "{r:?}");
     assert!(r.possibly_duplicated <= r.accepted);
     let n = usize::try_from(h.pushed).unwrap();
     let mut seen = vec![0u8; n + 1];
@@ -382,37 +348,24 @@ fn run(data: &[u8], strict: bool) {
         match state {
             State::Rejected => {
                 assert!(status.is_some());
-                assert_eq!(
-                    seen[line], 1,
-                    "rejected line {line} not in the settled lines"
-                );
+                assert_eq!(seen[line], 1, "rejected line {line} not in the settled lines");
                 rejected += 1;
             }
             State::Unconfirmed | State::Unsent => {
                 seen[line] += 1;
-                if state == State::Unconfirmed {
-                    unconfirmed += 1
-                } else {
-                    unsent += 1
-                }
+                if state == State::Unconfirmed { unconfirmed += 1 } else { unsent += 1 }
             }
             other => panic!("line {line}: outcome {other:?}"),
         }
     }
-    assert_eq!(
-        (rejected, unconfirmed, unsent),
-        (r.rejected_total(), r.unconfirmed, r.unsent)
-    );
+    assert_eq!((rejected, unconfirmed, unsent), (r.rejected_total(), r.unconfirmed, r.unsent));
     for (line, &k) in seen.iter().enumerate().skip(1) {
         assert_eq!(k, 1, "line {line} ended in {k} states");
     }
     if strict {
         for &(a, b) in &h.settled_lines {
             for line in a..=b {
-                assert!(
-                    h.written.contains(&line),
-                    "line {line} accepted or rejected but never written"
-                );
+                assert!(h.written.contains(&line), "line {line} accepted or rejected but never written");
             }
         }
     }

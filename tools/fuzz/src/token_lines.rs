@@ -65,14 +65,10 @@ pub fn check(data: &[u8]) {
     // lines get the two larger buffers.
     let long = list.len() > MAX_LINE;
     let capacity = [1, 3, 64, 8192][usize::from(config >> 3) & 3 | if long { 2 } else { 0 }];
-    let physical = list.iter().filter(|&&b| b == b'\n').count() as u64
-        + u64::from(list.last().is_some_and(|&b| b != b'\n'));
+    let physical =
+        list.iter().filter(|&&b| b == b'\n').count() as u64 + u64::from(list.last().is_some_and(|&b| b != b'\n'));
 
-    let options = |dedup, partition| ReaderOptions {
-        dedup,
-        partition,
-        ..ReaderOptions::default()
-    };
+    let options = |dedup, partition| ReaderOptions { dedup, partition, ..ReaderOptions::default() };
     let (all, lines) = read(&list, options(true, None), capacity);
     assert_eq!(lines, physical);
     assert!(all.iter().all(|(l, _)| (1..=physical).contains(l)));
@@ -83,11 +79,7 @@ pub fn check(data: &[u8]) {
         assert_eq!(read(&list, options(true, None), 8192).0, all);
     }
 
-    let (no_dedup, lines) = if long {
-        (all.clone(), physical)
-    } else {
-        read(&list, options(false, None), capacity)
-    };
+    let (no_dedup, lines) = if long { (all.clone(), physical) } else { read(&list, options(false, None), capacity) };
     assert_eq!(lines, physical);
     assert_eq!(no_dedup.len(), all.len(), "dedup changes only the verdict");
     for ((a, ra), (b, rb)) in all.iter().zip(&no_dedup) {
@@ -104,11 +96,7 @@ pub fn check(data: &[u8]) {
         let part = Partition::new(index, count).expect("index below count");
         let (recs, lines) = read(&list, options(true, Some(part)), capacity);
         assert_eq!(lines, physical);
-        assert_eq!(
-            recs.len(),
-            all.len(),
-            "one record per non-blank line in every part"
-        );
+        assert_eq!(recs.len(), all.len(), "one record per non-blank line in every part");
         for (k, (line, r)) in recs.into_iter().enumerate() {
             if matches!(r, Record::OtherPartition) {
                 continue;
@@ -119,11 +107,6 @@ pub fn check(data: &[u8]) {
         }
     }
     for (k, m) in merged.into_iter().enumerate() {
-        assert_eq!(
-            m.as_ref(),
-            Some(&all[k].1),
-            "line {} in no partition or differs",
-            all[k].0
-        );
+        assert_eq!(m.as_ref(), Some(&all[k].1), "line {} in no partition or differs", all[k].0);
     }
 }

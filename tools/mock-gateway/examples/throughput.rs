@@ -18,16 +18,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let conns: u32 = args.next().map_or(Ok(1), |a| a.parse())?;
     let dir = tempfile::tempdir()?;
     let pki = Pki::ensure(dir.path())?;
-    let config = Config {
-        track_deliveries: std::env::var_os("TRACK").is_some(),
-        ..Config::default()
-    };
+    let config = Config { track_deliveries: std::env::var_os("TRACK").is_some(), ..Config::default() };
     let gw = Gateway::start(config, &pki, "127.0.0.1:0".parse()?, None)?;
     let connector = TlsConnector::builder()
-        .identity(Identity::from_pkcs8(
-            &pki.client().cert_pem,
-            &pki.client().key_pem,
-        )?)
+        .identity(Identity::from_pkcs8(&pki.client().cert_pem, &pki.client().key_pem)?)
         .add_root_certificate(Certificate::from_pem(pki.ca_pem())?)
         .disable_built_in_roots(true)
         .build()?;
@@ -39,9 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             std::thread::spawn(move || -> std::io::Result<()> {
                 let tcp = TcpStream::connect(addr)?;
                 tcp.set_nodelay(true)?;
-                let mut s = connector
-                    .connect("localhost", tcp)
-                    .map_err(std::io::Error::other)?;
+                let mut s = connector.connect("localhost", tcp).map_err(std::io::Error::other)?;
                 let mut batch = Vec::with_capacity(70_000);
                 for i in 0..frames {
                     batch.push(1);

@@ -96,8 +96,7 @@ impl Config {
     /// True when the gateway rejects `token` with status 8: it is in `bad_tokens`, or
     /// its seeded hash falls in the `bad_rate` fraction.
     pub fn is_bad(&self, token: &[u8; 32]) -> bool {
-        self.bad_tokens.contains(token)
-            || rate_says_bad(rate_threshold(self.bad_rate), self.seed, token)
+        self.bad_tokens.contains(token) || rate_says_bad(rate_threshold(self.bad_rate), self.seed, token)
     }
 }
 
@@ -120,8 +119,7 @@ impl BadTokens {
 
     #[inline]
     pub(crate) fn is_bad(&self, token: &[u8; 32]) -> bool {
-        (!self.set.is_empty() && self.set.contains(token))
-            || rate_says_bad(self.threshold, self.seed, token)
+        (!self.set.is_empty() && self.set.contains(token)) || rate_says_bad(self.threshold, self.seed, token)
     }
 }
 
@@ -176,9 +174,7 @@ pub(crate) fn hash_bytes(seed: u64, bytes: &[u8]) -> u64 {
     if !rest.is_empty() {
         let mut last = [0u8; 8];
         last[..rest.len()].copy_from_slice(rest);
-        h = (h ^ u64::from_le_bytes(last))
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            .rotate_left(29);
+        h = (h ^ u64::from_le_bytes(last)).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
     }
     splitmix64(h)
 }
@@ -212,11 +208,7 @@ mod tests {
 
     #[test]
     fn bad_rate_is_deterministic_and_about_right() {
-        let c = Config {
-            bad_rate: 0.1,
-            seed: 7,
-            ..Config::default()
-        };
+        let c = Config { bad_rate: 0.1, seed: 7, ..Config::default() };
         let compiled = BadTokens::new(&c);
         let mut bad = 0;
         for i in 0u32..20_000 {
@@ -227,10 +219,7 @@ mod tests {
             bad += c.is_bad(&t) as u32;
         }
         assert!((1_600..2_400).contains(&bad), "{bad}");
-        let all = Config {
-            bad_rate: 1.0,
-            ..Config::default()
-        };
+        let all = Config { bad_rate: 1.0, ..Config::default() };
         assert!(all.is_bad(&[0; 32]));
         assert!(!Config::default().is_bad(&[0; 32]));
     }

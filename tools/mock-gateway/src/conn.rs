@@ -103,10 +103,7 @@ impl<'a> Conn<'a> {
         let c = &shared.config;
         Conn {
             shared,
-            limits: Limits {
-                legacy: c.payload_limit_legacy,
-                frame: c.payload_limit,
-            },
+            limits: Limits { legacy: c.payload_limit_legacy, frame: c.payload_limit },
             buf: vec![0; c.read_buffer.max(64)],
             start: 0,
             end: 0,
@@ -175,11 +172,7 @@ impl<'a> Conn<'a> {
                     let id = f.id.unwrap_or(0);
                     if self.shared.bad.is_bad(f.token) {
                         let respond = f.command != 0;
-                        return Some(End::Error {
-                            status: parse::INVALID_TOKEN,
-                            id,
-                            respond,
-                        });
+                        return Some(End::Error { status: parse::INVALID_TOKEN, id, respond });
                     }
                     self.batch.push(Accepted::new(f.token, f.payload, f.id));
                     self.accepted += 1;
@@ -190,11 +183,7 @@ impl<'a> Conn<'a> {
                 }
                 Parsed::Invalid(inv) => {
                     let respond = inv.command != 0;
-                    return Some(End::Error {
-                        status: inv.status,
-                        id: inv.id,
-                        respond,
-                    });
+                    return Some(End::Error { status: inv.status, id: inv.id, respond });
                 }
             }
         }
@@ -203,9 +192,7 @@ impl<'a> Conn<'a> {
     #[inline]
     fn fault_due(&self) -> Option<End> {
         match self.fault {
-            Some((n, End::Shutdown { .. })) if self.accepted >= n => {
-                Some(End::Shutdown { id: self.last_id })
-            }
+            Some((n, End::Shutdown { .. })) if self.accepted >= n => Some(End::Shutdown { id: self.last_id }),
             Some((n, end)) if self.accepted >= n => Some(end),
             _ => None,
         }
@@ -241,11 +228,7 @@ fn finish(shared: &Shared, mut tls: SslStream<TcpStream>, end: End, discarded: u
         End::Gone => {
             let _ = tls.shutdown();
         }
-        End::Error {
-            status,
-            id,
-            respond,
-        } => {
+        End::Error { status, id, respond } => {
             shared.update(|t| {
                 *t.stats.rejected.entry(status).or_insert(0) += 1;
                 t.stats.discarded_bytes += discarded;
@@ -317,12 +300,7 @@ struct Pacer {
 
 impl Pacer {
     fn new(rate: u64) -> Self {
-        Pacer {
-            rate,
-            chunk: ((rate / 20).max(1) as usize).min(1 << 20),
-            started: Instant::now(),
-            bytes: 0,
-        }
+        Pacer { rate, chunk: ((rate / 20).max(1) as usize).min(1 << 20), started: Instant::now(), bytes: 0 }
     }
 
     /// Sleep until the budget allows another read. False if the gateway is stopping.

@@ -94,11 +94,7 @@ impl Gateway {
         feedback: Option<TcpListener>,
     ) -> io::Result<Handle> {
         let acceptor = tls::acceptor(pki, config.tls12_only).map_err(io::Error::other)?;
-        let log = config
-            .delivered_log
-            .as_deref()
-            .map(File::create)
-            .transpose()?;
+        let log = config.delivered_log.as_deref().map(File::create).transpose()?;
         let shared = Arc::new(Shared {
             bad: BadTokens::new(&config),
             acceptor,
@@ -118,20 +114,11 @@ impl Gateway {
         if let Some(l) = feedback {
             accept_threads.push(spawn_accept(&shared, l, Service::Feedback)?);
         }
-        Ok(Handle {
-            shared,
-            addr,
-            feedback_addr,
-            accept_threads,
-        })
+        Ok(Handle { shared, addr, feedback_addr, accept_threads })
     }
 }
 
-fn spawn_accept(
-    shared: &Arc<Shared>,
-    listener: TcpListener,
-    service: Service,
-) -> io::Result<JoinHandle<()>> {
+fn spawn_accept(shared: &Arc<Shared>, listener: TcpListener, service: Service) -> io::Result<JoinHandle<()>> {
     let shared = Arc::clone(shared);
     thread::Builder::new()
         .name(format!("mock-{service:?}-accept").to_lowercase())
@@ -169,15 +156,13 @@ fn accept_loop(shared: &Arc<Shared>, listener: &TcpListener, service: Service) {
         if let Service::Gateway = service {
             shared.active.fetch_add(1, Ordering::SeqCst);
         }
-        let spawned = thread::Builder::new()
-            .name("mock-conn".into())
-            .spawn(move || {
-                let _active = ActiveGuard(&conn_shared, service);
-                match service {
-                    Service::Gateway => conn::serve(&conn_shared, tcp, seq),
-                    Service::Feedback => feedback::serve(&conn_shared, tcp),
-                }
-            });
+        let spawned = thread::Builder::new().name("mock-conn".into()).spawn(move || {
+            let _active = ActiveGuard(&conn_shared, service);
+            match service {
+                Service::Gateway => conn::serve(&conn_shared, tcp, seq),
+                Service::Feedback => feedback::serve(&conn_shared, tcp),
+            }
+        });
         match spawned {
             Ok(t) => threads.push(t),
             Err(e) => log::warn!("cannot spawn connection thread: {e}"),
@@ -210,10 +195,7 @@ pub struct Handle {
 
 impl fmt::Debug for Handle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Handle")
-            .field("addr", &self.addr)
-            .field("feedback_addr", &self.feedback_addr)
-            .finish()
+        f.debug_struct("Handle").field("addr", &self.addr).field("feedback_addr", &self.feedback_addr).finish()
     }
 }
 
@@ -265,11 +247,7 @@ impl Handle {
     /// When the last gateway connection closed, if none is open now and one ever was.
     pub fn idle_since(&self) -> Option<Instant> {
         let idle = lock(&self.shared.idle_since);
-        if self.active_connections() == 0 {
-            *idle
-        } else {
-            None
-        }
+        if self.active_connections() == 0 { *idle } else { None }
     }
 
     /// Block until `pred(stats)` holds or `timeout` passes, without polling: woken on
@@ -278,11 +256,7 @@ impl Handle {
     /// # Errors
     /// `Err(last stats)` on timeout.
     #[allow(clippy::result_large_err)] // a test helper off the hot path; callers want the stats
-    pub fn wait_until(
-        &self,
-        timeout: Duration,
-        mut pred: impl FnMut(&Stats) -> bool,
-    ) -> Result<Stats, Stats> {
+    pub fn wait_until(&self, timeout: Duration, mut pred: impl FnMut(&Stats) -> bool) -> Result<Stats, Stats> {
         let deadline = Instant::now() + timeout;
         let mut t = lock(&self.shared.tracker);
         loop {
@@ -294,12 +268,7 @@ impl Handle {
             if left.is_zero() {
                 return Err(t.stats.clone());
             }
-            t = self
-                .shared
-                .changed
-                .wait_timeout(t, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            t = self.shared.changed.wait_timeout(t, left).unwrap_or_else(|e| e.into_inner()).0;
         }
     }
 
@@ -319,11 +288,7 @@ impl Handle {
         wake.extend(self.feedback_addr);
         for mut a in wake {
             if a.ip().is_unspecified() {
-                a.set_ip(if a.is_ipv4() {
-                    Ipv4Addr::LOCALHOST.into()
-                } else {
-                    Ipv6Addr::LOCALHOST.into()
-                });
+                a.set_ip(if a.is_ipv4() { Ipv4Addr::LOCALHOST.into() } else { Ipv6Addr::LOCALHOST.into() });
             }
             let _ = TcpStream::connect_timeout(&a, Duration::from_secs(1));
         }

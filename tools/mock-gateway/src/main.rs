@@ -130,16 +130,10 @@ fn run(args: Args) -> Result<(), String> {
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop))
-            .map_err(|e| format!("signal handler: {e}"))?;
+        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| format!("signal handler: {e}"))?;
     }
-    let handle =
-        Gateway::start(config, &pki, args.listen, Some(args.feedback_listen)).map_err(|e| {
-            format!(
-                "--listen {} / --feedback-listen {}: {e}",
-                args.listen, args.feedback_listen
-            )
-        })?;
+    let handle = Gateway::start(config, &pki, args.listen, Some(args.feedback_listen))
+        .map_err(|e| format!("--listen {} / --feedback-listen {}: {e}", args.listen, args.feedback_listen))?;
     let hello = serde_json::json!({
         "listen": handle.addr().to_string(),
         "feedback": handle.feedback_addr().map(|a| a.to_string()),
@@ -169,20 +163,13 @@ fn println_flush(line: &str) {
 
 /// Decode a 32-byte token from hex, ignoring spaces and the `<` `>` iOS prints.
 fn parse_token(s: &str) -> Result<[u8; 32], String> {
-    let hex: Vec<u8> = s
-        .bytes()
-        .filter(|b| !matches!(b, b' ' | b'<' | b'>' | b'\t'))
-        .collect();
+    let hex: Vec<u8> = s.bytes().filter(|b| !matches!(b, b' ' | b'<' | b'>' | b'\t')).collect();
     if hex.len() != 64 {
         return Err(format!("expected 64 hex digits, got {}", hex.len()));
     }
     let mut t = [0u8; 32];
     for (i, pair) in hex.chunks_exact(2).enumerate() {
-        let digit = |c: u8| {
-            (c as char)
-                .to_digit(16)
-                .ok_or_else(|| format!("not a hex digit: {:?}", c as char))
-        };
+        let digit = |c: u8| (c as char).to_digit(16).ok_or_else(|| format!("not a hex digit: {:?}", c as char));
         t[i] = (digit(pair[0])? * 16 + digit(pair[1])?) as u8;
     }
     Ok(t)
@@ -190,8 +177,7 @@ fn parse_token(s: &str) -> Result<[u8; 32], String> {
 
 /// Meaningful lines of a file with their 1-based numbers (`#` comments, blanks skipped).
 fn lines(path: &Path, flag: &str) -> Result<Vec<(usize, String)>, String> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
     Ok(text
         .lines()
         .enumerate()
@@ -203,9 +189,7 @@ fn lines(path: &Path, flag: &str) -> Result<Vec<(usize, String)>, String> {
 fn read_bad_tokens(path: &Path) -> Result<HashSet<[u8; 32]>, String> {
     lines(path, "--bad-tokens")?
         .into_iter()
-        .map(|(n, l)| {
-            parse_token(&l).map_err(|e| format!("--bad-tokens {} line {n}: {e}", path.display()))
-        })
+        .map(|(n, l)| parse_token(&l).map_err(|e| format!("--bad-tokens {} line {n}: {e}", path.display())))
         .collect()
 }
 
@@ -214,13 +198,8 @@ fn read_feedback(path: &Path) -> Result<Vec<(u32, [u8; 32])>, String> {
         .into_iter()
         .map(|(n, l)| {
             let bad = |e: String| format!("--feedback {} line {n}: {e}", path.display());
-            let (time, token) = l
-                .split_once('\t')
-                .ok_or_else(|| bad("expected `timestamp<TAB>hex token`".into()))?;
-            let time = time
-                .trim()
-                .parse::<u32>()
-                .map_err(|e| bad(format!("timestamp: {e}")))?;
+            let (time, token) = l.split_once('\t').ok_or_else(|| bad("expected `timestamp<TAB>hex token`".into()))?;
+            let time = time.trim().parse::<u32>().map_err(|e| bad(format!("timestamp: {e}")))?;
             Ok((time, parse_token(token).map_err(bad)?))
         })
         .collect()

@@ -82,11 +82,7 @@ pub(crate) fn parse(buf: &[u8], limits: Limits) -> Parsed<'_> {
 }
 
 fn invalid(command: u8, status: u8, id: u32) -> Parsed<'static> {
-    Parsed::Invalid(Invalid {
-        command,
-        status,
-        id,
-    })
+    Parsed::Invalid(Invalid { command, status, id })
 }
 
 /// Commands 0 and 1: `cmd [id expiry] toklen token plen payload`.
@@ -126,13 +122,7 @@ fn legacy(buf: &[u8], command: u8, limit: usize) -> Parsed<'_> {
         return Parsed::Incomplete(end);
     }
     let token = buf[token_at..plen_at].try_into().expect("32-byte token");
-    Parsed::Frame(Frame {
-        len: end,
-        command,
-        id,
-        token,
-        payload: &buf[plen_at + 2..end],
-    })
+    Parsed::Frame(Frame { len: end, command, id, token, payload: &buf[plen_at + 2..end] })
 }
 
 /// Command 2: `2 frame_len items…`, each item `id len data`.
@@ -197,13 +187,7 @@ fn items(buf: &[u8], limit: usize) -> Parsed<'_> {
         Some(p) if p.len() > limit => return invalid(2, INVALID_PAYLOAD_SIZE, err_id),
         Some(p) => p,
     };
-    Parsed::Frame(Frame {
-        len: end,
-        command: 2,
-        id,
-        token,
-        payload,
-    })
+    Parsed::Frame(Frame { len: end, command: 2, id, token, payload })
 }
 
 /// Fuzzing entry point, not part of the API: runs [`parse`] over `bytes` the way the
@@ -212,38 +196,19 @@ fn items(buf: &[u8], limit: usize) -> Parsed<'_> {
 /// Returns how many frames were decoded.
 #[doc(hidden)]
 pub fn fuzz_parse(bytes: &[u8]) -> usize {
-    let limits = Limits {
-        legacy: 256,
-        frame: 2048,
-    };
+    let limits = Limits { legacy: 256, frame: 2048 };
     let (mut rest, mut frames) = (bytes, 0);
     loop {
         match parse(rest, limits) {
             Parsed::Incomplete(need) => {
                 // The loop reads more and retries: `need` must be more than it has.
-                assert!(
-                    need > rest.len(),
-                    "Incomplete({need}) with {} bytes",
-                    rest.len()
-                );
-                assert!(
-                    need <= 5 + MAX_FRAME2_LEN,
-                    "Incomplete({need}) beyond the frame cap"
-                );
+                assert!(need > rest.len(), "Incomplete({need}) with {} bytes", rest.len());
+                assert!(need <= 5 + MAX_FRAME2_LEN, "Incomplete({need}) beyond the frame cap");
                 return frames;
             }
             Parsed::Frame(f) => {
-                assert!(
-                    f.len > 0 && f.len <= rest.len(),
-                    "frame length {} of {}",
-                    f.len,
-                    rest.len()
-                );
-                let limit = if f.command == 2 {
-                    limits.frame
-                } else {
-                    limits.legacy
-                };
+                assert!(f.len > 0 && f.len <= rest.len(), "frame length {} of {}", f.len, rest.len());
+                let limit = if f.command == 2 { limits.frame } else { limits.legacy };
                 assert!(!f.payload.is_empty() && f.payload.len() <= limit);
                 rest = &rest[f.len..];
                 frames += 1;

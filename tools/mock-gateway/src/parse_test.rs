@@ -2,10 +2,7 @@
 
 use super::*;
 
-const L: Limits = Limits {
-    legacy: 256,
-    frame: 2048,
-};
+const L: Limits = Limits { legacy: 256, frame: 2048 };
 const T: [u8; 32] = [0xAB; 32];
 
 fn cmd0(tok: &[u8], payload: &[u8]) -> Vec<u8> {
@@ -41,11 +38,7 @@ fn cmd2(items: &[Vec<u8>]) -> Vec<u8> {
 }
 
 fn inv(command: u8, status: u8, id: u32) -> Parsed<'static> {
-    Parsed::Invalid(Invalid {
-        command,
-        status,
-        id,
-    })
+    Parsed::Invalid(Invalid { command, status, id })
 }
 
 #[test]
@@ -55,10 +48,7 @@ fn command1_exact_bytes() {
     assert_eq!(&f[..11], &[1, 0, 0, 0, 7, 0, 0, 0, 0, 0, 32]);
     match parse(&f, L) {
         Parsed::Frame(fr) => {
-            assert_eq!(
-                (fr.len, fr.command, fr.id, fr.token, fr.payload),
-                (47, 1, Some(7), &T, &b"{}"[..])
-            );
+            assert_eq!((fr.len, fr.command, fr.id, fr.token, fr.payload), (47, 1, Some(7), &T, &b"{}"[..]));
         }
         other => panic!("{other:?}"),
     }
@@ -75,13 +65,9 @@ fn command1_exact_bytes() {
 fn command0_and_back_to_back() {
     let mut buf = cmd0(&T, b"abc");
     buf.extend(cmd1(9, &T, b"x"));
-    let Parsed::Frame(a) = parse(&buf, L) else {
-        panic!()
-    };
+    let Parsed::Frame(a) = parse(&buf, L) else { panic!() };
     assert_eq!((a.len, a.command, a.id), (40, 0, None));
-    let Parsed::Frame(b) = parse(&buf[a.len..], L) else {
-        panic!()
-    };
+    let Parsed::Frame(b) = parse(&buf[a.len..], L) else { panic!() };
     assert_eq!((b.command, b.id, b.payload), (1, Some(9), &b"x"[..]));
 }
 
@@ -91,10 +77,7 @@ fn legacy_statuses() {
     assert_eq!(parse(&cmd1(3, &[1; 31], b"x"), L), inv(1, 5, 3));
     assert_eq!(parse(&cmd1(3, &T, b""), L), inv(1, 4, 3));
     assert_eq!(parse(&cmd1(3, &T, &[b'a'; 257]), L), inv(1, 7, 3));
-    assert!(matches!(
-        parse(&cmd1(3, &T, &[b'a'; 256]), L),
-        Parsed::Frame(_)
-    ));
+    assert!(matches!(parse(&cmd1(3, &T, &[b'a'; 256]), L), Parsed::Frame(_)));
     assert_eq!(parse(&cmd0(&[1; 33], b"x"), L), inv(0, 5, 0));
     // Decided from the header alone, before the payload arrives.
     assert_eq!(parse(&cmd1(3, &T, &[b'a'; 300])[..45], L), inv(1, 7, 3));
@@ -104,49 +87,21 @@ fn legacy_statuses() {
 
 #[test]
 fn command2_items() {
-    let ok = cmd2(&[
-        item(1, &T),
-        item(2, b"{}"),
-        item(3, &5u32.to_be_bytes()),
-        item(4, &[0; 4]),
-        item(5, &[10]),
-    ]);
-    let Parsed::Frame(f) = parse(&ok, L) else {
-        panic!()
-    };
-    assert_eq!(
-        (f.len, f.command, f.id, f.token, f.payload),
-        (ok.len(), 2, Some(5), &T, &b"{}"[..])
-    );
+    let ok = cmd2(&[item(1, &T), item(2, b"{}"), item(3, &5u32.to_be_bytes()), item(4, &[0; 4]), item(5, &[10])]);
+    let Parsed::Frame(f) = parse(&ok, L) else { panic!() };
+    assert_eq!((f.len, f.command, f.id, f.token, f.payload), (ok.len(), 2, Some(5), &T, &b"{}"[..]));
     // Items in any order; identifier optional.
     let reordered = cmd2(&[item(2, b"p"), item(1, &T)]);
-    let Parsed::Frame(f) = parse(&reordered, L) else {
-        panic!()
-    };
+    let Parsed::Frame(f) = parse(&reordered, L) else { panic!() };
     assert_eq!(f.id, None);
     let id = item(3, &[0, 0, 0, 42]);
     assert_eq!(parse(&cmd2(&[id.clone(), item(2, b"p")]), L), inv(2, 2, 42));
-    assert_eq!(
-        parse(&cmd2(&[id.clone(), item(1, &[]), item(2, b"p")]), L),
-        inv(2, 2, 42)
-    );
-    assert_eq!(
-        parse(&cmd2(&[id.clone(), item(1, &[1; 16]), item(2, b"p")]), L),
-        inv(2, 5, 42)
-    );
+    assert_eq!(parse(&cmd2(&[id.clone(), item(1, &[]), item(2, b"p")]), L), inv(2, 2, 42));
+    assert_eq!(parse(&cmd2(&[id.clone(), item(1, &[1; 16]), item(2, b"p")]), L), inv(2, 5, 42));
     assert_eq!(parse(&cmd2(&[id.clone(), item(1, &T)]), L), inv(2, 4, 42));
-    assert_eq!(
-        parse(&cmd2(&[id.clone(), item(1, &T), item(2, b"")]), L),
-        inv(2, 4, 42)
-    );
-    assert_eq!(
-        parse(&cmd2(&[id.clone(), item(1, &T), item(2, &[b'a'; 2049])]), L),
-        inv(2, 7, 42)
-    );
-    assert!(matches!(
-        parse(&cmd2(&[item(1, &T), item(2, &[b'a'; 2048])]), L),
-        Parsed::Frame(_)
-    ));
+    assert_eq!(parse(&cmd2(&[id.clone(), item(1, &T), item(2, b"")]), L), inv(2, 4, 42));
+    assert_eq!(parse(&cmd2(&[id.clone(), item(1, &T), item(2, &[b'a'; 2049])]), L), inv(2, 7, 42));
+    assert!(matches!(parse(&cmd2(&[item(1, &T), item(2, &[b'a'; 2048])]), L), Parsed::Frame(_)));
     assert_eq!(parse(&cmd2(&[]), L), inv(2, 2, 0));
 }
 
@@ -154,25 +109,12 @@ fn command2_items() {
 fn command2_malformed() {
     let id = item(3, &[0, 0, 0, 42]);
     let base = [item(1, &T), item(2, b"p")];
-    for bad in [
-        item(6, b"x"),
-        item(3, &[1, 2]),
-        item(4, &[1]),
-        item(5, &[7]),
-        item(5, &[5, 5]),
-        item(0, b""),
-    ] {
+    for bad in [item(6, b"x"), item(3, &[1, 2]), item(4, &[1]), item(5, &[7]), item(5, &[5, 5]), item(0, b"")] {
         let f = cmd2(&[id.clone(), base[0].clone(), base[1].clone(), bad.clone()]);
         assert_eq!(parse(&f, L), inv(2, 128, 42), "{bad:?}");
     }
     // Duplicate token item.
-    assert_eq!(
-        parse(
-            &cmd2(&[id.clone(), item(1, &T), item(1, &T), item(2, b"p")]),
-            L
-        ),
-        inv(2, 128, 42)
-    );
+    assert_eq!(parse(&cmd2(&[id.clone(), item(1, &T), item(1, &T), item(2, b"p")]), L), inv(2, 128, 42));
     // An item that overruns the frame, and a truncated item header.
     let over = cmd2(&[id.clone(), item(1, &T), vec![2, 0, 9, b'a', b'b']]);
     assert_eq!(parse(&over, L), inv(2, 128, 42));

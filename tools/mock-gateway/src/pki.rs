@@ -18,22 +18,13 @@ use openssl::pkey::PKey;
 use openssl::rsa::Rsa;
 use openssl::x509::X509;
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
 
 /// Common name of the generated client certificate, in Apple's style.
 pub const CLIENT_CN: &str = "Apple Push Services: com.example.app";
 const CA_CN: &str = "apnsblast mock gateway CA";
-const FILES: [&str; 7] = [
-    "ca.pem",
-    "ca.key",
-    "server.pem",
-    "server.key",
-    "client.pem",
-    "client.key",
-    "client.p12",
-];
+const FILES: [&str; 7] = ["ca.pem", "ca.key", "server.pem", "server.key", "client.pem", "client.key", "client.p12"];
 
 /// Why the PKI could not be generated, written or loaded.
 #[derive(Debug)]
@@ -194,11 +185,7 @@ impl Pki {
     ///
     /// # Errors
     /// Generation or writing fails.
-    pub fn rogue_client(
-        dir: &Path,
-        stem: &str,
-        p12_password: &str,
-    ) -> Result<ClientIdentity, Error> {
+    pub fn rogue_client(dir: &Path, stem: &str, p12_password: &str) -> Result<ClientIdentity, Error> {
         let key = KeyPair::generate()?;
         let issuer = Issuer::new(ca_params("rogue CA")?, key);
         write_client(dir, stem, client_params(CLIENT_CN)?, &issuer, p12_password)
@@ -209,21 +196,14 @@ fn ca_params(cn: &str) -> Result<CertificateParams, Error> {
     let mut p = CertificateParams::new(Vec::<String>::new())?;
     p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     p.distinguished_name.push(DnType::CommonName, cn);
-    p.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::CrlSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     Ok(p)
 }
 
 fn client_params(cn: &str) -> Result<CertificateParams, Error> {
     let mut p = CertificateParams::new(Vec::<String>::new())?;
     p.distinguished_name.push(DnType::CommonName, cn);
-    p.key_usages = vec![
-        KeyUsagePurpose::DigitalSignature,
-        KeyUsagePurpose::KeyEncipherment,
-    ];
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
     Ok(p)
 }
@@ -245,11 +225,7 @@ fn generate(dir: &Path) -> Result<(), Error> {
     write_file(&dir.join("ca.pem"), ca_cert.pem().as_bytes(), false)?;
     write_file(&dir.join("ca.key"), ca_key_pem.as_bytes(), true)?;
     write_file(&dir.join("server.pem"), s_cert.pem().as_bytes(), false)?;
-    write_file(
-        &dir.join("server.key"),
-        s_key.serialize_pem().as_bytes(),
-        true,
-    )?;
+    write_file(&dir.join("server.key"), s_key.serialize_pem().as_bytes(), true)?;
     write_client(dir, "client", client_params(CLIENT_CN)?, &issuer, "")?;
     Ok(())
 }
@@ -264,19 +240,11 @@ fn write_client(
 ) -> Result<ClientIdentity, Error> {
     let rsa = PKey::from_rsa(Rsa::generate(2048)?)?;
     let key_pem = rsa.private_key_to_pem_pkcs8()?;
-    let key = KeyPair::from_pkcs8_pem_and_sign_algo(
-        &String::from_utf8_lossy(&key_pem),
-        &rcgen::PKCS_RSA_SHA256,
-    )?;
+    let key = KeyPair::from_pkcs8_pem_and_sign_algo(&String::from_utf8_lossy(&key_pem), &rcgen::PKCS_RSA_SHA256)?;
     let cert = params.signed_by(&key, issuer)?;
     let cert_pem = cert.pem().into_bytes();
     let x509 = X509::from_pem(&cert_pem)?;
-    let p12 = Pkcs12::builder()
-        .name(CLIENT_CN)
-        .pkey(&rsa)
-        .cert(&x509)
-        .build2(p12_password)?
-        .to_der()?;
+    let p12 = Pkcs12::builder().name(CLIENT_CN).pkey(&rsa).cert(&x509).build2(p12_password)?.to_der()?;
     fs::create_dir_all(dir).map_err(|e| Error::Io(dir.into(), e))?;
     let id = ClientIdentity {
         cert_path: dir.join(format!("{stem}.pem")),
@@ -297,16 +265,9 @@ fn write_file(path: &Path, bytes: &[u8], secret: bool) -> Result<(), Error> {
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let io = |e| Error::Io(path.into(), e);
     let mode = if secret { 0o600 } else { 0o644 };
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io)?;
+    let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp).map_err(io)?;
     f.write_all(bytes).map_err(io)?;
-    f.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(io)?;
+    f.set_permissions(fs::Permissions::from_mode(mode)).map_err(io)?;
     drop(f);
     fs::rename(&tmp, path).map_err(io)
 }
@@ -320,51 +281,21 @@ mod tests {
     fn ensure_generates_then_reuses() {
         let dir = tempfile::tempdir().unwrap();
         let a = Pki::ensure(dir.path()).unwrap();
-        assert!(
-            a.client()
-                .key_pem
-                .starts_with(b"-----BEGIN PRIVATE KEY-----")
-        );
-        let mode = fs::metadata(a.client_key_path())
-            .unwrap()
-            .permissions()
-            .mode();
+        assert!(a.client().key_pem.starts_with(b"-----BEGIN PRIVATE KEY-----"));
+        let mode = fs::metadata(a.client_key_path()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         let b = Pki::ensure(dir.path()).unwrap();
         assert_eq!(a.ca_pem(), b.ca_pem());
-        let p12 = Pkcs12::from_der(&b.client().p12)
-            .unwrap()
-            .parse2("")
-            .unwrap();
-        let cn = p12
-            .cert
-            .unwrap()
-            .subject_name()
-            .entries()
-            .next()
-            .unwrap()
-            .data()
-            .to_string()
-            .unwrap();
+        let p12 = Pkcs12::from_der(&b.client().p12).unwrap().parse2("").unwrap();
+        let cn = p12.cert.unwrap().subject_name().entries().next().unwrap().data().to_string().unwrap();
         assert_eq!(cn, CLIENT_CN);
         // An extra identity verifies against the same CA.
         let now = SystemTime::now();
-        let extra = a
-            .issue_client(
-                dir.path(),
-                "old",
-                now - Duration::from_secs(86_400 * 10),
-                now,
-                "pw",
-            )
-            .unwrap();
+        let extra = a.issue_client(dir.path(), "old", now - Duration::from_secs(86_400 * 10), now, "pw").unwrap();
         let ca = X509::from_pem(a.ca_pem()).unwrap();
         let cert = X509::from_pem(&extra.cert_pem).unwrap();
         assert!(cert.verify(&ca.public_key().unwrap()).unwrap());
-        assert_eq!(
-            cert.issuer_name().to_der().unwrap(),
-            ca.subject_name().to_der().unwrap()
-        );
+        assert_eq!(cert.issuer_name().to_der().unwrap(), ca.subject_name().to_der().unwrap());
         // Removing one file regenerates everything.
         fs::remove_file(dir.path().join("server.key")).unwrap();
         let c = Pki::ensure(dir.path()).unwrap();

@@ -69,11 +69,7 @@ pub(crate) struct Accepted {
 
 impl Accepted {
     pub(crate) fn new(token: &[u8; 32], payload: &[u8], id: Option<u32>) -> Self {
-        Accepted {
-            token: *token,
-            payload_hash: hash_bytes(0x5EED, payload),
-            id,
-        }
+        Accepted { token: *token, payload_hash: hash_bytes(0x5EED, payload), id }
     }
 }
 
@@ -112,8 +108,7 @@ impl Tracker {
         self.stats.bytes_read += bytes;
         self.stats.accepted += batch.len() as u64;
         if self.track {
-            self.pending
-                .extend(batch.iter().map(|a| (a.token, a.payload_hash)));
+            self.pending.extend(batch.iter().map(|a| (a.token, a.payload_hash)));
         }
         if let Some(log) = &mut self.log
             && let Err(e) = write_log(log, batch)
@@ -142,17 +137,12 @@ impl Tracker {
     }
 
     fn note(&mut self, token: &[u8; 32], payload_hash: u64) {
-        let e = self.tokens.entry(*token).or_insert(TokenEntry {
-            deliveries: 0,
-            payload: payload_hash,
-            more: None,
-        });
+        let e = self.tokens.entry(*token).or_insert(TokenEntry { deliveries: 0, payload: payload_hash, more: None });
         e.deliveries = e.deliveries.saturating_add(1);
         if e.deliveries == 1 {
             return;
         }
-        let seen =
-            e.payload == payload_hash || e.more.as_ref().is_some_and(|m| m.contains(&payload_hash));
+        let seen = e.payload == payload_hash || e.more.as_ref().is_some_and(|m| m.contains(&payload_hash));
         if seen {
             self.stats.duplicates += 1;
         } else {
@@ -166,10 +156,7 @@ impl Tracker {
     /// Deliveries per token (any payload).
     pub(crate) fn deliveries(&mut self) -> HashMap<[u8; 32], u32> {
         self.settle();
-        self.tokens
-            .iter()
-            .map(|(t, e)| (*t, e.deliveries))
-            .collect()
+        self.tokens.iter().map(|(t, e)| (*t, e.deliveries)).collect()
     }
 
     pub(crate) fn flush_log(&mut self) {

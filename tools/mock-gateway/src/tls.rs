@@ -23,10 +23,7 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Build the server-side TLS context: the PKI's server identity, client certificates
 /// required and verified against the PKI's CA.
-pub(crate) fn acceptor(
-    pki: &Pki,
-    tls12_only: bool,
-) -> Result<SslAcceptor, openssl::error::ErrorStack> {
+pub(crate) fn acceptor(pki: &Pki, tls12_only: bool) -> Result<SslAcceptor, openssl::error::ErrorStack> {
     let mut b = SslAcceptor::mozilla_intermediate_v5(SslMethod::tls_server())?;
     let key = PKey::private_key_from_pem(pki.server_key_pem())?;
     let cert = X509::from_pem(pki.server_pem())?;
@@ -48,10 +45,7 @@ pub(crate) fn acceptor(
 }
 
 pub(crate) fn would_block(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-    )
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted)
 }
 
 /// Run the server handshake. `None` when it failed (counted, alert delivered via an

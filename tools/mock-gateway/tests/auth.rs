@@ -29,9 +29,8 @@ fn generated_identity_pem_and_p12_accepted() {
     s.write_all(&good(1, 3)).unwrap();
     // Then the p12 form, empty password.
     let der = std::fs::read(pki().client_p12_path()).unwrap();
-    let mut s2 = connector(Some(Identity::from_pkcs12(&der, "").unwrap()))
-        .connect("127.0.0.1", tcp(gw.addr()))
-        .unwrap();
+    let mut s2 =
+        connector(Some(Identity::from_pkcs12(&der, "").unwrap())).connect("127.0.0.1", tcp(gw.addr())).unwrap();
     s2.write_all(&good(10, 2)).unwrap();
     let stats = gw.wait_until(WAIT, |s| s.accepted == 5).unwrap();
     assert_eq!(stats.connections, 2);
@@ -44,10 +43,7 @@ fn no_certificate_refused() {
     let gw = start(Config::default());
     assert!(refused(gw.addr(), None));
     let stats = gw.stop();
-    assert_eq!(
-        (stats.connections, stats.handshakes_failed, stats.accepted),
-        (0, 1, 0)
-    );
+    assert_eq!((stats.connections, stats.handshakes_failed, stats.accepted), (0, 1, 0));
 }
 
 #[test]
@@ -68,47 +64,22 @@ fn expired_and_not_yet_valid_refused() {
     let dir = tempfile::tempdir().unwrap();
     let now = SystemTime::now();
     let day = Duration::from_secs(86_400);
-    let expired = pki()
-        .issue_client(dir.path(), "expired", now - 30 * day, now - day, "")
-        .unwrap();
-    let future = pki()
-        .issue_client(dir.path(), "future", now + day, now + 30 * day, "")
-        .unwrap();
-    let fresh = pki()
-        .issue_client(dir.path(), "fresh", now - day, now + day, "pw")
-        .unwrap();
+    let expired = pki().issue_client(dir.path(), "expired", now - 30 * day, now - day, "").unwrap();
+    let future = pki().issue_client(dir.path(), "future", now + day, now + 30 * day, "").unwrap();
+    let fresh = pki().issue_client(dir.path(), "fresh", now - day, now + day, "pw").unwrap();
     let gw = start(Config::default());
     assert!(refused(gw.addr(), Some(identity(&expired))));
     assert!(refused(gw.addr(), Some(identity(&future))));
-    assert!(!refused(
-        gw.addr(),
-        Some(Identity::from_pkcs12(&fresh.p12, "pw").unwrap())
-    ));
+    assert!(!refused(gw.addr(), Some(Identity::from_pkcs12(&fresh.p12, "pw").unwrap())));
     let stats = gw.stop();
-    assert_eq!(
-        (stats.connections, stats.handshakes_failed, stats.accepted),
-        (1, 2, 1)
-    );
+    assert_eq!((stats.connections, stats.handshakes_failed, stats.accepted), (1, 2, 1));
 }
 
 #[test]
 fn tls12_refusal_fails_the_handshake_itself() {
-    let gw = start(Config {
-        tls12_only: true,
-        ..Config::default()
-    });
-    assert!(
-        connector(None)
-            .connect("localhost", tcp(gw.addr()))
-            .is_err()
-    );
-    assert_eq!(
-        exchange(gw.addr(), &[good(1, 2), cmd1(3, &[], b"x")].concat()),
-        response(2, 3)
-    );
+    let gw = start(Config { tls12_only: true, ..Config::default() });
+    assert!(connector(None).connect("localhost", tcp(gw.addr())).is_err());
+    assert_eq!(exchange(gw.addr(), &[good(1, 2), cmd1(3, &[], b"x")].concat()), response(2, 3));
     let stats = gw.stop();
-    assert_eq!(
-        (stats.connections, stats.handshakes_failed, stats.accepted),
-        (1, 1, 2)
-    );
+    assert_eq!((stats.connections, stats.handshakes_failed, stats.accepted), (1, 1, 2));
 }

@@ -16,13 +16,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_mock-gateway");
 
 fn spawn(certs: &Path, extra: &[&str]) -> (Child, BufReader<ChildStdout>, serde_json::Value) {
     let mut child = Command::new(BIN)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--feedback-listen",
-            "127.0.0.1:0",
-            "--certs-dir",
-        ])
+        .args(["--listen", "127.0.0.1:0", "--feedback-listen", "127.0.0.1:0", "--certs-dir"])
         .arg(certs)
         .args(extra)
         .stdout(Stdio::piped())
@@ -45,8 +39,7 @@ fn connect_to(certs: &Path, addr: &str) -> native_tls::TlsStream<std::net::TcpSt
         .disable_built_in_roots(true)
         .build()
         .unwrap();
-    c.connect("localhost", tcp(addr.parse::<SocketAddr>().unwrap()))
-        .unwrap()
+    c.connect("localhost", tcp(addr.parse::<SocketAddr>().unwrap())).unwrap()
 }
 
 fn stats_line(out: &mut BufReader<ChildStdout>) -> Stats {
@@ -61,31 +54,13 @@ fn startup_line_then_stats_on_sigterm() {
     let certs = dir.path().join("certs");
     let bad = dir.path().join("bad.txt");
     let hex: String = token(3).iter().map(|b| format!("{b:02x}")).collect();
-    std::fs::write(
-        &bad,
-        format!("# bad tokens\n\n<{} {}>\n", &hex[..32], &hex[32..]),
-    )
-    .unwrap();
+    std::fs::write(&bad, format!("# bad tokens\n\n<{} {}>\n", &hex[..32], &hex[32..])).unwrap();
     let feedback = dir.path().join("feedback.tsv");
     std::fs::write(&feedback, format!("1234\t{hex}\n")).unwrap();
-    let (mut child, mut out, hello) = spawn(
-        &certs,
-        &[
-            "--bad-tokens",
-            bad.to_str().unwrap(),
-            "--feedback",
-            feedback.to_str().unwrap(),
-        ],
-    );
+    let (mut child, mut out, hello) =
+        spawn(&certs, &["--bad-tokens", bad.to_str().unwrap(), "--feedback", feedback.to_str().unwrap()]);
     assert_eq!(hello["certs_dir"], certs.display().to_string());
-    for f in [
-        "ca.pem",
-        "server.pem",
-        "server.key",
-        "client.pem",
-        "client.key",
-        "client.p12",
-    ] {
+    for f in ["ca.pem", "server.pem", "server.key", "client.pem", "client.key", "client.p12"] {
         assert!(certs.join(f).is_file(), "{f}");
     }
     let listen = hello["listen"].as_str().unwrap();
@@ -96,16 +71,10 @@ fn startup_line_then_stats_on_sigterm() {
     assert_eq!(fb.len(), 38);
     assert_eq!(&fb[..6], &[0, 0, 4, 210, 0, 32]);
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let kill = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(kill.success());
     let stats = stats_line(&mut out);
-    assert_eq!(
-        (stats.accepted, stats.rejected_with(8), stats.connections),
-        (2, 1, 1)
-    );
+    assert_eq!((stats.accepted, stats.rejected_with(8), stats.connections), (2, 1, 1));
     assert!(child.wait().unwrap().success());
 }
 
@@ -114,8 +83,7 @@ fn exits_after_idle_and_reuses_certs() {
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
     let ca_before = Pki::ensure(&certs).unwrap().ca_pem().to_vec();
-    let (mut child, mut out, hello) =
-        spawn(&certs, &["--exit-after-idle", "1", "--close-after", "2"]);
+    let (mut child, mut out, hello) = spawn(&certs, &["--exit-after-idle", "1", "--close-after", "2"]);
     assert_eq!(std::fs::read(certs.join("ca.pem")).unwrap(), ca_before);
     let mut s = connect_to(&certs, hello["listen"].as_str().unwrap());
     s.write_all(&good(1, 5)).unwrap();
@@ -138,12 +106,7 @@ fn bad_arguments_exit_2_naming_the_problem() {
         (&["--error-delay-ms", "soon"], "--error-delay-ms"),
     ];
     for (args, needle) in cases {
-        let out = Command::new(BIN)
-            .arg("--certs-dir")
-            .arg(&certs)
-            .args(args)
-            .output()
-            .unwrap();
+        let out = Command::new(BIN).arg("--certs-dir").arg(&certs).args(args).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(needle), "{args:?}: {err}");

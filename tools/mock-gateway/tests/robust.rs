@@ -17,8 +17,7 @@ fn garbage_truncated_and_vanishing_clients_do_not_disturb_a_healthy_one() {
 
     // Garbage bytes instead of a TLS ClientHello.
     let mut raw = tcp(gw.addr());
-    raw.write_all(&[0x16, 3, 1, 0, 5, 1, 2, 3, 4, 5, 0xFF, 0xFF])
-        .unwrap();
+    raw.write_all(&[0x16, 3, 1, 0, 5, 1, 2, 3, 4, 5, 0xFF, 0xFF]).unwrap();
     let (_, _) = read_to_end(&mut raw);
     // TCP connect, then vanish mid-handshake.
     drop(tcp(gw.addr()));
@@ -32,14 +31,10 @@ fn garbage_truncated_and_vanishing_clients_do_not_disturb_a_healthy_one() {
     assert_eq!(bytes, b"");
     // A truncated frame, then the client vanishes (drop without close_notify).
     let mut gone = connect(gw.addr());
-    gone.write_all(&notif2(200, &token(200), &[b'q'; 1500])[..700])
-        .unwrap();
+    gone.write_all(&notif2(200, &token(200), &[b'q'; 1500])[..700]).unwrap();
     drop(gone);
     // A command-2 frame declaring a huge length: rejected at once, not buffered.
-    assert_eq!(
-        exchange(gw.addr(), &[2, 0x40, 0, 0, 0, 1, 0, 32]),
-        response(128, 0)
-    );
+    assert_eq!(exchange(gw.addr(), &[2, 0x40, 0, 0, 0, 1, 0, 32]), response(128, 0));
 
     // The healthy connection is still served.
     healthy.write_all(&good(10, 10)).unwrap();
@@ -60,8 +55,7 @@ fn stop_does_not_hang_on_idle_or_half_open_clients() {
     let mut writing = connect(gw.addr());
     writing.write_all(&good(0, 3)).unwrap();
     let fb = tcp(gw.feedback_addr().unwrap());
-    gw.wait_until(WAIT, |s| s.accepted == 3 && s.connections == 2)
-        .unwrap();
+    gw.wait_until(WAIT, |s| s.accepted == 3 && s.connections == 2).unwrap();
     let stats = gw.stop();
     assert_eq!(stats.accepted, 3);
     drop((idle, half, writing, fb));
@@ -84,8 +78,5 @@ fn many_parallel_connections_each_counted() {
         assert_eq!(t.join().unwrap(), response(2, c as u32 * 10_000 + 2_000));
     }
     let stats = gw.stop();
-    assert_eq!(
-        (stats.accepted, stats.distinct_tokens, stats.duplicates),
-        (16_000, 16_000, 0)
-    );
+    assert_eq!((stats.accepted, stats.distinct_tokens, stats.duplicates), (16_000, 16_000, 0));
 }

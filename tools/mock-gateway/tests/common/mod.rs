@@ -35,8 +35,7 @@ pub fn identity(id: &ClientIdentity) -> Identity {
 
 pub fn connector(identity: Option<Identity>) -> TlsConnector {
     let mut b = TlsConnector::builder();
-    b.add_root_certificate(Certificate::from_pem(pki().ca_pem()).unwrap())
-        .disable_built_in_roots(true);
+    b.add_root_certificate(Certificate::from_pem(pki().ca_pem()).unwrap()).disable_built_in_roots(true);
     if let Some(id) = identity {
         b.identity(id);
     }
@@ -52,9 +51,7 @@ pub fn tcp(addr: SocketAddr) -> TcpStream {
 
 /// Connect with the PKI's client identity.
 pub fn connect(addr: SocketAddr) -> TlsStream<TcpStream> {
-    connector(Some(identity(pki().client())))
-        .connect("localhost", tcp(addr))
-        .unwrap()
+    connector(Some(identity(pki().client()))).connect("localhost", tcp(addr)).unwrap()
 }
 
 /// Read until EOF or an error. Returns the bytes and the error, if any.
@@ -126,18 +123,10 @@ pub fn cmd2(items: &[Vec<u8>]) -> Vec<u8> {
 
 /// A complete, valid command-2 notification.
 pub fn notif2(id: u32, tok: &[u8; 32], payload: &[u8]) -> Vec<u8> {
-    cmd2(&[
-        item(1, tok),
-        item(2, payload),
-        item(3, &id.to_be_bytes()),
-        item(4, &[0; 4]),
-        item(5, &[10]),
-    ])
+    cmd2(&[item(1, tok), item(2, payload), item(3, &id.to_be_bytes()), item(4, &[0; 4]), item(5, &[10])])
 }
 
 /// `n` valid command-1 notifications with ids `first..first+n` and tokens `token(id)`.
 pub fn good(first: u32, n: u32) -> Vec<u8> {
-    (first..first + n)
-        .flat_map(|i| cmd1(i, &token(i), br#"{"aps":{"alert":"hi"}}"#))
-        .collect()
+    (first..first + n).flat_map(|i| cmd1(i, &token(i), br#"{"aps":{"alert":"hi"}}"#)).collect()
 }
