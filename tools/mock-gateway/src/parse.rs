@@ -1,7 +1,7 @@
 //! The mock's own frame decoder, written from the protocol text and independent of the
 //! sender's codec so that the two check each other.
 //!
-//! Pure and allocation-free: [`parse`] looks at the front of a byte slice and says
+//! Pure and allocation-free: `parse` looks at the front of a byte slice and says
 //! "need N bytes in total", "here is one valid notification of `len` bytes", or
 //! "invalid, answer with this status and identifier". Errors are decided as early as
 //! the bytes allow (a bad token length is known before the payload arrives), which
