@@ -1,6 +1,6 @@
 //! Reading the feedback service: one blocking TLS connection with the
 //! provider certificate, tuples until the service closes, decoded by
-//! [`FeedbackDecoder`].
+//! [`read_all`].
 //!
 //! The service hands its list out once and then forgets it, so the caller
 //! should have somewhere to put the tuples before calling [`fetch`].
@@ -12,8 +12,8 @@ use std::time::Duration;
 use native_tls::HandshakeError;
 
 use crate::error::Error;
-use crate::feedback::{FeedbackDecoder, FeedbackTuple};
-use crate::tls::TlsConfig;
+use crate::feedback::{FeedbackReadError, FeedbackTuple, read_all};
+use crate::tls::{TlsConfig, server_name};
 
 /// Connects to the feedback service at `gateway` (`host:port`), reads every
 /// tuple until the service closes the connection, and returns them in order.
@@ -45,61 +45,45 @@ pub fn fetch(gateway: &str, tls: &TlsConfig, timeout: Duration) -> Result<Vec<Fe
     tcp.set_read_timeout(Some(timeout))
         .and_then(|()| tcp.set_write_timeout(Some(timeout)))
         .map_err(|e| fail(format!("socket setup failed: {e}")))?;
-    let mut stream = connector.connect(host(gateway), tcp).map_err(|e| {
+    let stream = connector.connect(server_name(gateway), tcp).map_err(|e| {
         fail(match e {
             HandshakeError::Failure(e) => format!("TLS handshake failed: {e}"),
             HandshakeError::WouldBlock(_) => format!("TLS handshake did not finish within {timeout:?}"),
         })
     })?;
-    let mut decoder = FeedbackDecoder::new();
-    let mut tuples = Vec::new();
-    let mut chunk = [0u8; 8192];
-    loop {
-        let n = match stream.read(&mut chunk) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                return Err(fail(format!("the feedback service sent nothing for {timeout:?}")));
+    let mut service = Service { stream, bytes: 0 };
+    read_all(&mut service).map_err(|e| {
+        fail(match e {
+            FeedbackReadError::Io(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                format!("the feedback service sent nothing for {timeout:?}")
             }
-            // A close without TLS close_notify is how many services end; at a
-            // tuple boundary nothing is lost.
-            Err(e) if is_unexpected_eof(&e) && decoder.pending() == 0 => 0,
-            Err(e) if tuples.is_empty() && decoder.pending() == 0 => {
-                return Err(fail(format!(
-                    "the connection failed before any data arrived ({e}): the service may not accept this \
-                     certificate (a sandbox certificate on the production service, or the reverse?)"
-                )));
+            FeedbackReadError::Io(e) if service.bytes == 0 => format!(
+                "the connection failed before any data arrived ({e}): the service may not accept this \
+                 certificate (a sandbox certificate on the production service, or the reverse?)"
+            ),
+            FeedbackReadError::Io(e) => format!("reading failed after {} bytes: {e}", service.bytes),
+            other => other.to_string(),
+        })
+    })
+}
+
+/// The service's TLS stream, counting what arrived.
+struct Service<S> {
+    stream: S,
+    bytes: u64,
+}
+
+impl<S: Read> Read for Service<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.stream.read(buf) {
+            Ok(n) => {
+                self.bytes += n as u64;
+                Ok(n)
             }
-            Err(e) => return Err(fail(format!("reading failed after {} tuples: {e}", tuples.len()))),
-        };
-        if n == 0 {
-            decoder.finish().map_err(|e| fail(format!("byte {}: {e}", decoder.offset())))?;
-            return Ok(tuples);
+            // A close without TLS close_notify is how many services end; if it
+            // falls inside a tuple, the decoder reports the truncation.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof || e.to_string().contains("unexpected eof") => Ok(0),
+            Err(e) => Err(e),
         }
-        decoder.push(&chunk[..n]);
-        while let Some(t) = decoder.next_tuple().map_err(|e| fail(format!("byte {}: {e}", decoder.offset())))? {
-            tuples.push(t);
-        }
-    }
-}
-
-fn is_unexpected_eof(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::UnexpectedEof || e.to_string().contains("unexpected eof")
-}
-
-/// The host part of `host:port` (brackets of an IPv6 literal removed): the
-/// name the service's certificate must carry.
-fn host(gateway: &str) -> &str {
-    let host = gateway.rsplit_once(':').map_or(gateway, |(h, _)| h);
-    host.trim_start_matches('[').trim_end_matches(']')
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn host_strips_port_and_brackets() {
-        assert_eq!(super::host("feedback.push.apple.com:2196"), "feedback.push.apple.com");
-        assert_eq!(super::host("[::1]:2196"), "::1");
-        assert_eq!(super::host("localhost"), "localhost");
     }
 }

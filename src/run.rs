@@ -29,7 +29,7 @@ use crate::input::Record;
 use crate::journal::LineSet;
 use crate::report::{Failure, Report, ShardReport, State};
 use crate::shard::{FrameSpec, Item, Limits, ShardState};
-use crate::tls::TlsConfig;
+use crate::tls::{TlsConfig, server_name};
 
 /// Notifications per batch handed from the splitter to a shard.
 const BATCH: usize = 512;
@@ -124,11 +124,6 @@ impl SendConfig {
             skip_lines: None,
         }
     }
-
-    fn host(&self) -> &str {
-        let host = self.gateway.rsplit_once(':').map_or(self.gateway.as_str(), |(h, _)| h);
-        host.trim_start_matches('[').trim_end_matches(']')
-    }
 }
 
 /// Where a run stands, for progress displays.
@@ -190,7 +185,7 @@ impl Blaster {
         }
         let link = Link {
             gateway: config.gateway.clone(),
-            domain: config.host().to_owned(),
+            domain: server_name(&config.gateway).to_owned(),
             connector: config.tls.connector()?,
             nodelay: config.nodelay,
             send_buffer: config.send_buffer,

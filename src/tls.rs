@@ -221,6 +221,13 @@ fn check_validity(path: &Path, cert: &X509) -> Result<(), TlsError> {
     Ok(())
 }
 
+/// The host part of `host:port` (brackets of an IPv6 literal removed): the
+/// name the server's certificate must carry, and the SNI sent.
+pub fn server_name(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
 /// Everything a shard needs to open TLS to the gateway.
 #[derive(Debug, Clone, Default)]
 pub struct TlsConfig {
@@ -258,5 +265,15 @@ impl TlsConfig {
             b.danger_accept_invalid_certs(true);
         }
         Ok(b.build()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn server_name_strips_port_and_brackets() {
+        assert_eq!(super::server_name("feedback.push.apple.com:2196"), "feedback.push.apple.com");
+        assert_eq!(super::server_name("[::1]:2196"), "::1");
+        assert_eq!(super::server_name("localhost"), "localhost");
     }
 }
