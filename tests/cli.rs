@@ -376,7 +376,14 @@ fn pem_certificate_needs_its_key() {
     assert_eq!(gw.stats().connections, 0);
     let r = send_with_cert(&gw, &list, &["--cert", &cert, "--key", &path(pki().client_key_path())], &[]);
     assert_eq!(r.code, 0, "{r:?}");
-    assert_eq!(gw.stop().accepted, 10);
+    assert!(!r.stderr.contains("readable by group or others"), "the generated key is 0600: {}", r.stderr);
+    // The same key readable by everyone still works, with a warning.
+    let exposed = dir.file("exposed.key", &std::fs::read_to_string(pki().client_key_path()).unwrap());
+    std::fs::set_permissions(&exposed, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let r = send_with_cert(&gw, &list, &["--cert", &cert, "--key", &exposed], &[]);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("exposed.key") && r.stderr.contains("readable by group or others"), "{}", r.stderr);
+    assert_eq!(gw.stop().accepted, 20);
 }
 
 #[test]
