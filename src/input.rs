@@ -26,14 +26,19 @@
 //! machine and Rust version, and every copy of a token falls in one
 //! partition: deduplicating per partition equals deduplicating globally.
 //!
-//! # Memory
-//! Deduplication keeps a 64-bit fingerprint per unique token (not the 32
-//! bytes) in a hash table: 8 bytes plus 1 control byte per slot at a load
-//! factor between 7/16 and 7/8, i.e. about 10–21 bytes per token
-//! (10M tokens ≈ 150 MiB, up to ≈ 1.5× that while the table grows). Two
-//! different tokens share a fingerprint with probability ≈ n²/2⁶⁵ (≈ 3·10⁻⁶
-//! for 10M tokens); the later one would then be skipped as a duplicate.
+//! # Duplicates and memory
+//! Duplicate detection ([`ReaderOptions::dedup`]) keeps a Bloom filter of
+//! fixed size and spools 8 bytes per distinct token to a temporary file (see
+//! `dedup.rs`), so memory stays flat however long the list. Records are
+//! therefore not quite in line order: a token's record comes up to eight
+//! lines late (the filter is read ahead of use), and a line the filter flags
+//! as "maybe seen" (every real duplicate, and about 0.02% of new tokens) is
+//! held and checked exactly in batches of up to 65,536 or at the end of the
+//! list. Nothing waits for more input: what is queued is settled before a
+//! read that could block. When the reading stops early,
+//! [`TokenReader::stop`] settles the held lines.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, BufRead};
 use std::sync::Arc;
@@ -44,10 +49,11 @@ use crate::frame::Command;
 use crate::payload::{self, PayloadError};
 use crate::token::{DeviceToken, TokenError};
 
+mod dedup;
 mod partition;
 mod scan;
 
-use partition::{Fingerprints, fingerprint};
+use dedup::{Dedup, Resolved};
 pub use partition::{Partition, PartitionError};
 use scan::{decode_hex64, find_newline};
 
@@ -142,11 +148,19 @@ pub struct ReaderOptions {
     pub payload_limit: usize,
     /// Read only this part of the list (default: all of it).
     pub partition: Option<Partition>,
+    /// About how many tokens the list holds, if known: sizes the duplicate
+    /// filter (default `None`: the largest, 16 MiB, touched as it fills).
+    pub expected_tokens: Option<u64>,
 }
 
 impl Default for ReaderOptions {
     fn default() -> Self {
-        ReaderOptions { dedup: true, payload_limit: Command::Items.payload_limit(), partition: None }
+        ReaderOptions {
+            dedup: true,
+            payload_limit: Command::Items.payload_limit(),
+            partition: None,
+            expected_tokens: None,
+        }
     }
 }
 
@@ -162,23 +176,29 @@ struct JsonLine {
 /// Streams [`Record`]s out of a token list, one line at a time.
 ///
 /// Blank and comment lines yield nothing. After an I/O error (returned once
-/// as `Some(Err(_))`) the iterator ends; `Interrupted` reads are retried.
+/// as `Some(Err(_))`, after the records of lines already read) the iterator
+/// ends; `Interrupted` reads are retried.
 #[derive(Debug)]
 pub struct TokenReader<R> {
     reader: R,
     /// The current line, reused for every line.
     buf: Vec<u8>,
     lines: u64,
-    failed: bool,
+    /// No more lines are read: the end, an I/O error, or [`TokenReader::stop`].
+    ended: bool,
+    /// Records decided by an exact duplicate check, handed out first.
+    resolved: VecDeque<Record>,
+    /// A read error, returned once after `resolved`.
+    error: Option<io::Error>,
     filter: Filter,
 }
 
 /// What decides a line's fate: options and the tokens seen. Apart from the
-/// reader so a line can be borrowed from `buf` while `seen` grows.
+/// reader so a line can be borrowed from `buf` while `dedup` grows.
 #[derive(Debug)]
 struct Filter {
     options: ReaderOptions,
-    seen: Fingerprints,
+    dedup: Option<Dedup>,
 }
 
 impl<R: BufRead> TokenReader<R> {
@@ -188,9 +208,19 @@ impl<R: BufRead> TokenReader<R> {
             reader,
             buf: Vec::with_capacity(256),
             lines: 0,
-            failed: false,
-            filter: Filter { options, seen: Fingerprints::default() },
+            ended: false,
+            resolved: VecDeque::new(),
+            error: None,
+            filter: Filter { dedup: options.dedup.then(|| Dedup::new(options.expected_tokens)), options },
         }
+    }
+
+    /// Reads no further lines: the records still to come are those of lines
+    /// already read but held for the duplicate check, settled now.
+    pub fn stop(&mut self) {
+        self.ended = true;
+        self.settle_pending();
+        self.resolve_held();
     }
 
     /// Physical lines read so far, including blank, comment and skipped ones.
@@ -199,8 +229,8 @@ impl<R: BufRead> TokenReader<R> {
     }
 
     /// Distinct tokens sent so far (0 when deduplication is off).
-    pub fn unique_tokens(&self) -> usize {
-        self.filter.seen.len()
+    pub fn unique_tokens(&self) -> u64 {
+        self.filter.dedup.as_ref().map_or(0, Dedup::unique)
     }
 
     /// The options the reader was built with.
@@ -247,7 +277,8 @@ impl<R: BufRead> TokenReader<R> {
 }
 
 impl Filter {
-    /// Turns line number `line` into a record; `None` for blank and comments.
+    /// Turns line number `line` into a record; `None` for blank and comments,
+    /// and for a token held for the duplicate check.
     fn classify(&mut self, line: u64, mut s: &[u8], too_long: bool) -> Option<Record> {
         if line == 1 {
             s = s.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(s);
@@ -262,16 +293,16 @@ impl Filter {
         }
         // Fast path: the common 64-digit line, no UTF-8 check or char walk.
         if let Some(token) = decode_hex64(s) {
-            return Some(self.token(line, s, token, Ok(None)));
+            return self.token(line, s, token, Ok(None));
         }
         let Ok(text) = std::str::from_utf8(s) else {
             return Some(self.junk(line, s, SkipReason::NotUtf8));
         };
         if s[0] != b'{' {
-            return Some(match DeviceToken::parse(text) {
+            return match DeviceToken::parse(text) {
                 Ok(token) => self.token(line, s, token, Ok(None)),
-                Err(e) => self.junk(line, s, SkipReason::BadToken(e)),
-            });
+                Err(e) => Some(self.junk(line, s, SkipReason::BadToken(e))),
+            };
         }
         let json: JsonLine = match serde_json::from_str(text) {
             Ok(j) => j,
@@ -287,28 +318,30 @@ impl Filter {
             let raw = serde_json::to_vec(&v).expect("JSON value serializes");
             payload::validate(&raw, limit).map(Arc::from)
         });
-        Some(self.token(line, s, token, payload.transpose()))
+        self.token(line, s, token, payload.transpose())
     }
 
-    /// A line that holds a token: partition, payload, then duplicate checks.
+    /// A line that holds a token: partition, payload, then the duplicate
+    /// check (`None`: held by it).
     fn token(
         &mut self,
         line: u64,
         s: &[u8],
         token: DeviceToken,
         payload: Result<Option<Arc<[u8]>>, PayloadError>,
-    ) -> Record {
+    ) -> Option<Record> {
         if self.options.partition.is_some_and(|p| !p.claims_token(&token)) {
-            return Record::OtherPartition;
+            return Some(Record::OtherPartition);
         }
         let payload = match payload {
             Ok(p) => p,
-            Err(e) => return Record::Skip(skip(line, s, SkipReason::BadPayload(e))),
+            Err(e) => return Some(Record::Skip(skip(line, s, SkipReason::BadPayload(e)))),
         };
-        if self.options.dedup && !self.seen.insert(fingerprint(token.as_bytes())) {
-            return Record::Skip(skip(line, s, SkipReason::Duplicate));
+        let entry = Entry { line, token, payload };
+        match &mut self.dedup {
+            Some(dedup) => dedup.check(entry).map(Record::Send),
+            None => Some(Record::Send(entry)),
         }
-        Record::Send(Entry { line, token, payload })
     }
 
     /// A line with no usable token: partitioned by its trimmed bytes.
@@ -320,49 +353,89 @@ impl Filter {
     }
 }
 
+impl<R: BufRead> TokenReader<R> {
+    /// Reads one line and classifies it: `Ok(None)` for a line with no
+    /// record yet (blank, comment, held) and at the end (then `ended` is set).
+    fn next_line(&mut self) -> io::Result<Option<Record>> {
+        // Fast path: the whole line is in the reader's buffer; classify it in
+        // place, no copy.
+        let avail = loop {
+            match self.reader.fill_buf() {
+                Ok(b) => break b,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        };
+        if avail.is_empty() {
+            self.stop();
+            return Ok(None);
+        }
+        if let Some(i) = find_newline(avail).filter(|&i| i <= MAX_LINE) {
+            let line = avail[..i].strip_suffix(b"\r").unwrap_or(&avail[..i]);
+            let emptied = i + 1 == avail.len();
+            self.lines += 1;
+            let record = self.filter.classify(self.lines, line, false);
+            self.reader.consume(i + 1);
+            if emptied {
+                // The next read may wait for input: check what is queued first.
+                self.settle_pending();
+            }
+            return Ok(record);
+        }
+        // Slow path: the line spans buffer refills (or is too long).
+        self.settle_pending();
+        let Some(too_long) = self.read_line()? else {
+            self.stop();
+            return Ok(None);
+        };
+        self.lines += 1;
+        Ok(self.filter.classify(self.lines, &self.buf, too_long))
+    }
+
+    /// Checks the tokens queued for the duplicate check; queues the new ones.
+    fn settle_pending(&mut self) {
+        if let Some(dedup) = &mut self.filter.dedup {
+            self.resolved.extend(dedup.drain().map(Record::Send));
+        }
+    }
+
+    /// Settles the held batch: queues its records in line order.
+    fn resolve_held(&mut self) {
+        let Some(dedup) = self.filter.dedup.as_mut().filter(|d| d.holding()) else { return };
+        self.resolved.extend(dedup.resolve().into_iter().map(|r| match r {
+            Resolved::Send(entry) => Record::Send(entry),
+            Resolved::Duplicate(entry) => {
+                Record::Skip(Skip { line: entry.line, text: entry.token.to_string(), reason: SkipReason::Duplicate })
+            }
+        }));
+    }
+}
+
 impl<R: BufRead> Iterator for TokenReader<R> {
     type Item = io::Result<Record>;
 
     fn next(&mut self) -> Option<io::Result<Record>> {
-        while !self.failed {
-            // Fast path: the whole line is in the reader's buffer; classify
-            // it in place, no copy.
-            let avail = match self.reader.fill_buf() {
-                Ok(b) => b,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.failed = true;
-                    return Some(Err(e));
-                }
-            };
-            if avail.is_empty() {
-                return None;
-            }
-            if let Some(i) = find_newline(avail).filter(|&i| i <= MAX_LINE) {
-                let line = avail[..i].strip_suffix(b"\r").unwrap_or(&avail[..i]);
-                self.lines += 1;
-                let record = self.filter.classify(self.lines, line, false);
-                self.reader.consume(i + 1);
-                match record {
-                    Some(record) => return Some(Ok(record)),
-                    None => continue,
-                }
-            }
-            // Slow path: the line spans buffer refills (or is too long).
-            let too_long = match self.read_line() {
-                Ok(Some(too_long)) => too_long,
-                Ok(None) => return None,
-                Err(e) => {
-                    self.failed = true;
-                    return Some(Err(e));
-                }
-            };
-            self.lines += 1;
-            if let Some(record) = self.filter.classify(self.lines, &self.buf, too_long) {
+        loop {
+            if let Some(record) = self.resolved.pop_front() {
                 return Some(Ok(record));
             }
+            if self.ended {
+                return self.error.take().map(Err);
+            }
+            if self.filter.dedup.as_ref().is_some_and(Dedup::full) {
+                self.resolve_held();
+                continue;
+            }
+            match self.next_line() {
+                Ok(Some(record)) => return Some(Ok(record)),
+                Ok(None) => {}
+                Err(e) => {
+                    // The held lines' records come first, then the error.
+                    self.error = Some(e);
+                    self.stop();
+                }
+            }
         }
-        None
     }
 }
 

@@ -7,13 +7,29 @@ use crate::token::TOKEN_LEN;
 
 const A: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 const B: &str = "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100";
+const C: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const D: &str = "fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210";
 
+/// The records of `input`, in line order (see the module docs: the reader
+/// hands some out late).
 fn read_with(input: &[u8], options: ReaderOptions) -> Vec<Record> {
-    TokenReader::new(input, options).map(|r| r.unwrap()).collect()
+    by_line(TokenReader::new(input, options).map(|r| r.unwrap()).collect())
 }
 
 fn read(input: &[u8]) -> Vec<Record> {
     read_with(input, ReaderOptions::default())
+}
+
+/// `records` in line order (held lines come late), other partitions left out.
+fn by_line(mut records: Vec<Record>) -> Vec<Record> {
+    let line = |r: &Record| match r {
+        Record::Send(e) => e.line,
+        Record::Skip(s) => s.line,
+        Record::OtherPartition => 0,
+    };
+    records.retain(|r| line(r) != 0);
+    records.sort_by_key(line);
+    records
 }
 
 fn tok(s: &str) -> DeviceToken {
@@ -35,12 +51,13 @@ fn reason(r: &Record) -> &SkipReason {
 fn plain_lines_blank_comments_crlf() {
     let list = format!("# header\r\n{A}\r\n\r\n   \n<{}>\n  {}  \r\n", B.to_uppercase(), &A[..63]);
     let mut r = TokenReader::new(list.as_bytes(), ReaderOptions::default());
-    assert_eq!(r.next().unwrap().unwrap(), send(2, A));
-    assert_eq!(r.next().unwrap().unwrap(), send(5, B));
-    let Record::Skip(s) = r.next().unwrap().unwrap() else { panic!() };
+    let got = by_line(r.by_ref().map(Result::unwrap).collect());
+    assert_eq!(got[0], send(2, A));
+    assert_eq!(got[1], send(5, B));
+    let Record::Skip(s) = &got[2] else { panic!() };
     assert_eq!((s.line, s.text.as_str()), (6, &A[..63]));
     assert_eq!(s.reason.to_string(), "invalid token: token has 63 hex digits, expected 64");
-    assert!(r.next().is_none());
+    assert_eq!(got.len(), 3);
     assert_eq!(r.lines_read(), 6);
 }
 
@@ -56,9 +73,12 @@ fn duplicates_skipped_unless_dedup_off() {
     let list = format!("{A}\n<{}>\n{B}\n{A}\n", A.to_uppercase());
     let got = read(list.as_bytes());
     assert_eq!(got[0], send(1, A));
-    assert_eq!(reason(&got[1]), &SkipReason::Duplicate);
     assert_eq!(got[2], send(3, B));
-    assert_eq!(reason(&got[3]), &SkipReason::Duplicate);
+    for (r, line) in [(&got[1], 2), (&got[3], 4)] {
+        let Record::Skip(s) = r else { panic!("expected a skip, got {r:?}") };
+        // The text of a held duplicate is its token.
+        assert_eq!((s.line, s.text.as_str(), &s.reason), (line, A, &SkipReason::Duplicate));
+    }
     assert_eq!(reason(&got[3]).to_string(), "duplicate token");
 
     let off = ReaderOptions { dedup: false, ..ReaderOptions::default() };
@@ -151,33 +171,21 @@ fn partitions_split_the_list_exactly() {
             list.push_str(&format!("junk {i}\n{:064x}\n", u128::from(i) * 0x1_0000_0001));
         }
     }
-    let all = read(list.as_bytes());
+    let raw = |options| TokenReader::new(list.as_bytes(), options).map(Result::unwrap).collect::<Vec<_>>();
+    let all = raw(ReaderOptions::default());
     let n = 3;
     let mut merged = vec![];
     for k in 0..n {
-        let opts = ReaderOptions { partition: Some(Partition::new(k, n).unwrap()), ..Default::default() };
-        let part = read_with(list.as_bytes(), opts);
-        assert_eq!(part.len(), all.len());
-        for (i, r) in part.into_iter().enumerate() {
-            if r != Record::OtherPartition {
-                merged.push((i, r));
-            }
-        }
+        let part = raw(ReaderOptions { partition: Some(Partition::new(k, n).unwrap()), ..Default::default() });
+        assert_eq!(part.len(), all.len(), "one record per line in every part");
+        merged.extend(part);
     }
-    merged.sort_by_key(|(i, _)| *i);
-    let merged: Vec<Record> = merged.into_iter().map(|(_, r)| r).collect();
-    assert_eq!(merged, all);
+    assert_eq!(by_line(merged), by_line(all));
 }
 
 #[test]
 fn io_error_ends_the_stream() {
-    struct Broken;
-    impl io::Read for Broken {
-        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
-            Err(io::Error::other("disk gone"))
-        }
-    }
-    let mut r = TokenReader::new(io::BufReader::new(Broken), ReaderOptions::default());
+    let mut r = TokenReader::new(io::BufReader::new(Failing), ReaderOptions::default());
     assert!(r.next().unwrap().is_err());
     assert!(r.next().is_none());
 }
@@ -219,7 +227,7 @@ fn lines_split_across_small_buffers() {
     let list = format!("{A}\r\n\n# c\n{B}\r\n{}\n{A}", "y".repeat(MAX_LINE + 1));
     for cap in [1, 7, 64, 65, 66, 1000] {
         let r = TokenReader::new(io::BufReader::with_capacity(cap, list.as_bytes()), ReaderOptions::default());
-        let got: Vec<Record> = r.map(|r| r.unwrap()).collect();
+        let got = by_line(r.map(|r| r.unwrap()).collect());
         assert_eq!(got[0], send(1, A), "cap {cap}");
         assert_eq!(got[1], send(4, B), "cap {cap}");
         assert_eq!(reason(&got[2]), &SkipReason::TooLong { limit: MAX_LINE });
@@ -235,4 +243,72 @@ fn bad_payload_line_does_not_mark_token_seen() {
     assert!(matches!(reason(&got[0]), SkipReason::BadPayload(_)));
     assert_eq!(got[1], send(2, A));
     assert_eq!(reason(&got[2]), &SkipReason::Duplicate);
+}
+
+/// The filter flags nearly every token of a list far longer than it was sized
+/// for; the exact check must still send each token once, from its first line.
+#[test]
+fn saturated_filter_still_exact() {
+    let distinct = 100_000u64;
+    let mut list = String::new();
+    let mut first_line = std::collections::HashMap::new();
+    let mut line = 0u64;
+    for i in 0..distinct * 2 {
+        // Every token once in order, then every third one again, mixed in.
+        let t = if i % 2 == 0 { i / 2 } else { (i * 7919 / 2) % distinct / 3 * 3 };
+        line += 1;
+        list.push_str(&format!("{:064x}\n", u128::from(t) * 0x9e37_79b9_7f4a_7c15));
+        first_line.entry(t).or_insert(line);
+    }
+    let options = ReaderOptions { expected_tokens: Some(1), ..ReaderOptions::default() };
+    let mut reader = TokenReader::new(list.as_bytes(), options);
+    let got = by_line(reader.by_ref().map(Result::unwrap).collect());
+    assert_eq!(got.len() as u64, line);
+    let sent: Vec<u64> = got.iter().filter(|r| matches!(r, Record::Send(_))).map(|r| line_of(r)).collect();
+    let mut want: Vec<u64> = first_line.into_values().collect();
+    want.sort_unstable();
+    assert_eq!(sent, want);
+    assert!(got.iter().all(|r| matches!(r, Record::Send(_)) || reason(r) == &SkipReason::Duplicate));
+    assert_eq!(reader.unique_tokens(), distinct);
+}
+
+fn line_of(r: &Record) -> u64 {
+    match r {
+        Record::Send(e) => e.line,
+        Record::Skip(s) => s.line,
+        Record::OtherPartition => 0,
+    }
+}
+
+#[test]
+fn stop_settles_held_lines_and_reads_no_more() {
+    let list = format!("{A}\n{B}\n{A}\n{C}\n{D}\n");
+    // One line per buffer fill, so each line's verdict is due before the next read.
+    let mut r = TokenReader::new(io::BufReader::with_capacity(65, list.as_bytes()), ReaderOptions::default());
+    assert_eq!(r.next().unwrap().unwrap(), send(1, A));
+    assert_eq!(r.next().unwrap().unwrap(), send(2, B));
+    // Line 3 is held; line 4 comes out first.
+    assert_eq!(r.next().unwrap().unwrap(), send(4, C));
+    r.stop();
+    let Record::Skip(s) = r.next().unwrap().unwrap() else { panic!("expected the held duplicate") };
+    assert_eq!((s.line, s.reason), (3, SkipReason::Duplicate));
+    assert!(r.next().is_none(), "line 5 is not read after stop");
+}
+
+#[test]
+fn held_lines_come_before_a_read_error() {
+    let list = format!("{A}\n{A}\n");
+    let failing = io::Read::chain(list.as_bytes(), Failing);
+    let mut r = TokenReader::new(io::BufReader::new(failing), ReaderOptions::default());
+    assert_eq!(r.next().unwrap().unwrap(), send(1, A));
+    assert_eq!(reason(&r.next().unwrap().unwrap()), &SkipReason::Duplicate);
+    assert!(r.next().unwrap().is_err());
+    assert!(r.next().is_none());
+}
+
+struct Failing;
+impl io::Read for Failing {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        Err(io::Error::other("disk gone"))
+    }
 }

@@ -648,7 +648,11 @@ fn ctrl_c_stops_writes_the_report_and_exits_1() {
     // A gateway that reads slowly, so the run is still going when interrupted.
     let gw = gateway(Config { read_rate: Some(1_000_000), ..Config::default() });
     let dir = Dir::new();
-    let list = dir.file("tokens.txt", &list(&tokens(100_000, 19)));
+    // Lines 501-1000 repeat lines 1-500: the duplicate check holds them, and
+    // the interrupted run must still account for them.
+    let mut ts = tokens(100_000, 19);
+    ts.splice(500..500, ts[..500].to_vec());
+    let list = dir.file("tokens.txt", &list(&ts));
     let (report, failed) = (dir.at("report.json"), dir.at("failed.ndjson"));
     let a = send_args(&gw, &list, &["--report", &report, "--failed", &failed, "--window-bytes", "256K"]);
     let child = Command::new(BIN)
@@ -673,8 +677,12 @@ fn ctrl_c_stops_writes_the_report_and_exits_1() {
     if rep.unsent > 0 {
         assert!(stderr.contains("select(.state==\"unsent\")"), "{stderr}");
     }
-    let unsent = read_failed(&failed).iter().filter(|f| f.state == State::Unsent).count() as u64;
+    let failures = read_failed(&failed);
+    let unsent = failures.iter().filter(|f| f.state == State::Unsent).count() as u64;
     assert_eq!(unsent, rep.unsent);
+    let repeats: Vec<u64> = failures.iter().filter(|f| f.reason == "duplicate token").map(|f| f.line).collect();
+    assert_eq!(repeats, (501..=1000).collect::<Vec<u64>>());
+    assert_eq!(rep.skipped, 500);
 }
 
 #[test]

@@ -1,12 +1,13 @@
 //! Running a blast and reporting on it: the part `send` and `demo` share, so
 //! the demo exercises exactly what a real send does.
 
+use std::io::BufRead;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use apnsblast::input::{ReaderOptions, TokenReader};
-use apnsblast::report::Report;
-use apnsblast::run::{Blaster, SendConfig};
+use apnsblast::input::{ReaderOptions, Record, TokenReader};
+use apnsblast::report::{Failure, Report, State};
+use apnsblast::run::{Blaster, Observer, SendConfig};
 
 use super::output::{Outputs, Sink, Written};
 use super::progress::ProgressView;
@@ -79,20 +80,52 @@ pub fn execute(job: Job, global: &Global) -> anyhow::Result<Outcome> {
         view = view.with_total(n);
     }
     log::info!("sending {} to {gateway}", input.name);
+    let options = input.sized(options);
     let position = Arc::new(Position::default());
-    let reader = Tracked {
-        inner: TokenReader::new(input.reader, options),
-        cancel: Arc::clone(&cancel),
-        position: Arc::clone(&position),
-    };
+    let mut reader = Tracked::new(TokenReader::new(input.reader, options), Arc::clone(&cancel), Arc::clone(&position));
     let mut sink = Sink { outputs, view, cancel: Arc::clone(&cancel) };
-    let result = blaster.run(reader, &mut sink);
+    let result = blaster.run(&mut reader, &mut sink);
     sink.view.finish();
     let mut report = result?;
     report.interrupted |= cancel.load(Ordering::Relaxed);
+    if report.interrupted {
+        settle_held(&mut reader, &mut report, &mut sink);
+    }
     let resume_line = report.interrupted.then(|| position.resume_line(report.tokens_read));
     let written = sink.outputs.finish(&report);
     Ok(Outcome { report, written, resume_line, input_name: input.name })
+}
+
+/// Accounts for the lines an interrupted run read but held for the
+/// duplicate check: repeats are skipped, the rest were not sent.
+fn settle_held<R: BufRead>(reader: &mut Tracked<R>, report: &mut Report, observer: &mut dyn Observer) {
+    for record in reader.settle_held() {
+        report.tokens_read += 1;
+        let failure = match record {
+            Record::Send(entry) => {
+                report.unsent += 1;
+                Failure {
+                    line: entry.line,
+                    token: entry.token.to_string(),
+                    state: State::Unsent,
+                    status: None,
+                    reason: "not sent: the run was interrupted".into(),
+                }
+            }
+            Record::Skip(skip) => {
+                report.skipped += 1;
+                Failure {
+                    line: skip.line,
+                    token: skip.text,
+                    state: State::Skipped,
+                    status: None,
+                    reason: skip.reason.to_string(),
+                }
+            }
+            Record::OtherPartition => continue,
+        };
+        observer.failure(&failure);
+    }
 }
 
 /// Prints the summary (unless quiet) and any file errors; returns the exit status.

@@ -36,6 +36,11 @@ impl std::fmt::Debug for Input {
 }
 
 impl Input {
+    /// `options` with the duplicate filter sized for this list.
+    pub fn sized(&self, options: ReaderOptions) -> ReaderOptions {
+        ReaderOptions { expected_tokens: self.size.map(tokens_in), ..options }
+    }
+
     /// An input over any reader (generated lists).
     pub fn from_reader(reader: impl Read + Send + 'static, name: &str, size: Option<u64>) -> Input {
         let bytes = Arc::new(AtomicU64::new(0));
@@ -78,7 +83,9 @@ pub fn open(path: &Path, strict: bool, options: &ReaderOptions) -> anyhow::Resul
 /// first unusable lines to stderr and fails if there are any. Leaves the file
 /// rewound.
 fn check_all(file: &mut File, name: &str, options: &ReaderOptions) -> anyhow::Result<()> {
-    let reader = TokenReader::new(BufReader::with_capacity(BUFFER, &mut *file), options.clone());
+    let size = file.metadata().map(|m| m.len()).ok();
+    let options = ReaderOptions { expected_tokens: size.map(tokens_in), ..options.clone() };
+    let reader = TokenReader::new(BufReader::with_capacity(BUFFER, &mut *file), options);
     let (mut bad, mut first) = (0u64, None);
     for record in reader {
         match record.with_context(|| format!("--tokens {name}: reading failed"))? {
@@ -107,6 +114,12 @@ fn check_all(file: &mut File, name: &str, options: &ReaderOptions) -> anyhow::Re
     Ok(())
 }
 
+/// About how many tokens a list of `bytes` holds: 65 bytes a line (64 hex
+/// digits and a newline), the common case.
+fn tokens_in(bytes: u64) -> u64 {
+    bytes / 65
+}
+
 /// Counts the bytes that pass through.
 struct Counting<R> {
     inner: R,
@@ -126,7 +139,7 @@ impl<R: Read> Read for Counting<R> {
 pub struct Position {
     /// Records handed out that count as read (send or skip).
     pub counted: AtomicU64,
-    /// Line number of the last such record.
+    /// The highest line number of such records.
     pub last_line: AtomicU64,
     /// The list was read to its end.
     pub exhausted: AtomicBool,
@@ -151,12 +164,36 @@ impl Position {
 
 /// A token reader that ends when `cancel` is set and records its position.
 pub struct Tracked<R> {
-    /// The reader.
-    pub inner: TokenReader<R>,
-    /// Set on Ctrl-C.
-    pub cancel: Arc<AtomicBool>,
-    /// Shared with the caller.
-    pub position: Arc<Position>,
+    inner: TokenReader<R>,
+    cancel: Arc<AtomicBool>,
+    position: Arc<Position>,
+}
+
+impl<R: BufRead> Tracked<R> {
+    /// Reads `inner` until `cancel` is set; `position` says where it stopped.
+    pub fn new(inner: TokenReader<R>, cancel: Arc<AtomicBool>, position: Arc<Position>) -> Self {
+        Tracked { inner, cancel, position }
+    }
+
+    /// After a cancelled run: the records of the lines that were read but
+    /// still held for the duplicate check, settled now.
+    pub fn settle_held(&mut self) -> Vec<Record> {
+        self.inner.stop();
+        let records: Vec<Record> = self.inner.by_ref().filter_map(Result::ok).collect();
+        records.iter().for_each(|r| self.note(r));
+        records
+    }
+
+    fn note(&self, record: &Record) {
+        let line = match record {
+            Record::Send(e) => e.line,
+            Record::Skip(s) => s.line,
+            Record::OtherPartition => return,
+        };
+        // Held lines come after later ones: the position is the highest line.
+        self.position.last_line.fetch_max(line, Ordering::Relaxed);
+        self.position.counted.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl<R: BufRead> Iterator for Tracked<R> {
@@ -170,15 +207,8 @@ impl<R: BufRead> Iterator for Tracked<R> {
             self.position.exhausted.store(true, Ordering::Relaxed);
             return None;
         };
-        let line = match &record {
-            Ok(Record::Send(e)) => Some(e.line),
-            Ok(Record::Skip(s)) => Some(s.line),
-            _ => None,
-        };
-        if let Some(line) = line {
-            let p = &self.position;
-            p.last_line.store(line, Ordering::Relaxed);
-            p.counted.fetch_add(1, Ordering::Relaxed);
+        if let Ok(r) = &record {
+            self.note(r);
         }
         Some(record)
     }

@@ -3,11 +3,10 @@
 //! Two hashes, for two jobs: [`Partition`] uses FNV-1a 64, fixed by its
 //! definition, so a line lands in the same part on every machine and Rust
 //! version; deduplication uses [`fingerprint`], a better-mixed 64-bit hash
-//! that stands in for the 32 token bytes in a [`Fingerprints`] set.
+//! that stands in for the 32 token bytes in duplicate detection.
 
-use std::collections::HashSet;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::Hasher;
 use std::str::FromStr;
 
 use crate::token::{DeviceToken, TOKEN_LEN};
@@ -147,7 +146,3 @@ impl Hasher for PassThrough {
         self.0
     }
 }
-
-/// The set of token fingerprints seen so far: 8 bytes + 1 control byte per
-/// slot, no second hashing.
-pub(super) type Fingerprints = HashSet<u64, BuildHasherDefault<PassThrough>>;
