@@ -22,13 +22,8 @@ fn read(input: &[u8]) -> Vec<Record> {
 
 /// `records` in line order (held lines come late), other partitions left out.
 fn by_line(mut records: Vec<Record>) -> Vec<Record> {
-    let line = |r: &Record| match r {
-        Record::Send(e) => e.line,
-        Record::Skip(s) => s.line,
-        Record::OtherPartition => 0,
-    };
-    records.retain(|r| line(r) != 0);
-    records.sort_by_key(line);
+    records.retain(|r| line_of(r) != 0);
+    records.sort_by_key(line_of);
     records
 }
 
@@ -264,7 +259,7 @@ fn saturated_filter_still_exact() {
     let mut reader = TokenReader::new(list.as_bytes(), options);
     let got = by_line(reader.by_ref().map(Result::unwrap).collect());
     assert_eq!(got.len() as u64, line);
-    let sent: Vec<u64> = got.iter().filter(|r| matches!(r, Record::Send(_))).map(|r| line_of(r)).collect();
+    let sent: Vec<u64> = got.iter().filter(|r| matches!(r, Record::Send(_))).map(line_of).collect();
     let mut want: Vec<u64> = first_line.into_values().collect();
     want.sort_unstable();
     assert_eq!(sent, want);
@@ -272,6 +267,7 @@ fn saturated_filter_still_exact() {
     assert_eq!(reader.unique_tokens(), distinct);
 }
 
+/// A record's line; 0 for another partition's.
 fn line_of(r: &Record) -> u64 {
     match r {
         Record::Send(e) => e.line,

@@ -3,8 +3,11 @@
 
 mod common;
 
+use std::io::Cursor;
 use std::time::Duration;
 
+use apnsblast::input::{ReaderOptions, TokenReader};
+use apnsblast::run::Blaster;
 use common::*;
 use mock_gateway::Config;
 
@@ -130,4 +133,30 @@ fn a_stalled_input_does_not_leave_tokens_in_doubt() {
     let report = apnsblast::Blaster::new(config(&gw, 1)).unwrap().run(input, &mut Signal(tx)).unwrap();
     assert_eq!(report.accepted, 1_000);
     assert!(report.reconnects >= 1, "the stall closed a window early");
+}
+
+/// A list that trickles in (a slow pipe): tokens go out while the list is
+/// still being read, not when it ends.
+#[test]
+fn a_trickling_list_is_sent_as_it_comes() {
+    let gw = gateway(Config::default());
+    let tokens = tokens(6, 3);
+    let mut records = TokenReader::new(Cursor::new(list(&tokens).into_bytes()), ReaderOptions::default());
+    let mut seen_before_end = None;
+    let slow = std::iter::from_fn(|| match records.next() {
+        Some(record) => {
+            // The producer is slow: one token every 60 ms.
+            std::thread::sleep(Duration::from_millis(60));
+            Some(record)
+        }
+        None => {
+            // Before the list ends, the first tokens must already be delivered.
+            seen_before_end = Some(gw.wait_until(Duration::from_secs(10), |s| s.accepted >= 1).is_ok());
+            None
+        }
+    });
+    let blaster = Blaster::new(config(&gw, 2)).expect("config");
+    let report = blaster.run(slow, &mut ()).expect("run");
+    assert_eq!(report.accepted, 6);
+    assert_eq!(seen_before_end, Some(true), "nothing was sent until the list ended");
 }

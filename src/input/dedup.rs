@@ -27,7 +27,7 @@ use std::collections::hash_map::Entry as Slot;
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::hash::BuildHasherDefault;
-use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 
 use super::Entry;
 use super::partition::{PassThrough, fingerprint};
@@ -45,11 +45,14 @@ const MIN_FILTER_BYTES: usize = 4 << 10;
 /// Filter bits per expected token (about 0.02% false positives).
 const BITS_PER_TOKEN: u64 = 16;
 
-/// One filter block: a token sets one bit in each word.
-type Block = [u32; 8];
+/// One filter block: a token sets one bit in each word. Aligned so that it
+/// never straddles two cache lines (one memory access per token).
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(align(32))]
+struct Block([u32; 8]);
 
 /// Odd multipliers that pick a token's bit in each word of its block.
-const SALT: Block =
+const SALT: [u32; 8] =
     [0x47b6_137b, 0x4497_4d91, 0x8824_ad5b, 0xa2b7_289d, 0x7054_95c7, 0x2df1_424b, 0x9efc_4947, 0x5c6b_fb31];
 
 /// The verdicts on a held batch, in line order.
@@ -85,7 +88,7 @@ impl Dedup {
 
     fn with(blocks: usize, spool: Spool) -> Dedup {
         Dedup {
-            filter: vec![[0; 8]; blocks],
+            filter: vec![Block::default(); blocks],
             pending: VecDeque::with_capacity(LOOKAHEAD + 1),
             spool,
             held: Vec::new(),
@@ -140,7 +143,7 @@ impl Dedup {
         let index = self.block_of(fp);
         let block = &mut self.filter[index];
         let mut seen = true;
-        for (word, salt) in block.iter_mut().zip(SALT) {
+        for (word, salt) in block.0.iter_mut().zip(SALT) {
             let bit = 1u32 << ((fp as u32).wrapping_mul(salt) >> 27);
             seen &= *word & bit != 0;
             *word |= bit;
@@ -205,7 +208,7 @@ impl Dedup {
 fn prefetch(block: &Block) {
     use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
     // SAFETY: a prefetch is a hint that never faults, and `block` is a live reference.
-    unsafe { _mm_prefetch::<_MM_HINT_T0>(block.as_ptr().cast()) }
+    unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(block).cast()) }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -263,11 +266,15 @@ impl Spool {
         let file = out.get_mut();
         let end = file.stream_position()?;
         file.rewind()?;
-        let mut reader = BufReader::with_capacity(256 << 10, (&*file).take(end));
-        let mut word = [0u8; 8];
-        for _ in 0..end / 8 {
-            reader.read_exact(&mut word)?;
-            f(u64::from_le_bytes(word));
+        let mut chunk = vec![0u8; 256 << 10];
+        let mut left = end;
+        while left > 0 {
+            let n = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+            file.read_exact(&mut chunk[..n])?;
+            left -= n as u64;
+            for word in chunk[..n].chunks_exact(8) {
+                f(u64::from_le_bytes(word.try_into().expect("8-byte chunk")));
+            }
         }
         file.seek(SeekFrom::Start(end))?;
         Ok(())

@@ -22,33 +22,13 @@ pub(super) fn find_newline(s: &[u8]) -> Option<usize> {
     tail.iter().position(|&b| b == b'\n').map(|p| s.len() - tail.len() + p)
 }
 
-/// Hex digit values; 0xFF marks a non-digit.
-static HEX: [u8; 256] = {
-    let mut t = [0xFF; 256];
-    let mut i = 0;
-    while i < 10 {
-        t[b'0' as usize + i] = i as u8;
-        i += 1;
-    }
-    let mut i = 0;
-    while i < 6 {
-        t[b'a' as usize + i] = 10 + i as u8;
-        t[b'A' as usize + i] = 10 + i as u8;
-        i += 1;
-    }
-    t
-};
-
-/// Decodes exactly 64 hex digits; `None` for anything else (the slow path
-/// then gives the precise reason).
+/// Decodes exactly 64 hex digits (SIMD where the CPU has it); `None` for
+/// anything else (the slow path then gives the precise reason).
 pub(super) fn decode_hex64(s: &[u8]) -> Option<DeviceToken> {
-    let s: &[u8; 2 * TOKEN_LEN] = s.try_into().ok()?;
-    let mut out = [0u8; TOKEN_LEN];
-    let mut bad = 0u8;
-    for (o, pair) in out.iter_mut().zip(s.chunks_exact(2)) {
-        let (hi, lo) = (HEX[usize::from(pair[0])], HEX[usize::from(pair[1])]);
-        bad |= hi | lo;
-        *o = (hi << 4) | lo;
+    if s.len() != 2 * TOKEN_LEN {
+        return None;
     }
-    (bad & 0xF0 == 0).then_some(DeviceToken(out))
+    let mut out = [0u8; TOKEN_LEN];
+    faster_hex::hex_decode(s, &mut out).ok()?;
+    Some(DeviceToken(out))
 }
