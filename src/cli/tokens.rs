@@ -190,9 +190,14 @@ impl<R: BufRead> Tracked<R> {
             Record::Skip(s) => s.line,
             Record::OtherPartition => return,
         };
+        // This reader is the only writer, so plain loads and stores do (a
+        // read-modify-write per token would cost more than parsing it).
         // Held lines come after later ones: the position is the highest line.
-        self.position.last_line.fetch_max(line, Ordering::Relaxed);
-        self.position.counted.fetch_add(1, Ordering::Relaxed);
+        let p = &self.position;
+        if line > p.last_line.load(Ordering::Relaxed) {
+            p.last_line.store(line, Ordering::Relaxed);
+        }
+        p.counted.store(p.counted.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 }
 
