@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use apnsblast::report::{Failure, Report, State};
 use apnsblast::token::DeviceToken;
-use common::{Run, gateway, list, pki, run, tokens};
+use common::{Run, gateway, list, pki, run, run_with, tokens};
 use mock_gateway::{Config, Gateway, Handle, Pki};
 
 const BIN: &str = env!("CARGO_BIN_EXE_apnsblast");
@@ -323,17 +323,7 @@ fn send_with_cert(gw: &Handle, list: &str, cert: &[&str], env: &[(&str, &str)]) 
     a.push(format!("127.0.0.1:{}", gw.addr().port()));
     a.extend(args(&["--ca", &path(&pki().ca_path()), "--max-failures", "2", "--max-backoff", "0.1"]));
     a.extend(args(cert));
-    let mut cmd = Command::new(BIN);
-    cmd.args(&a).env_remove("RUST_LOG").stdin(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().expect("the binary runs");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    run_with(&a, None, env)
 }
 
 #[test]
@@ -760,4 +750,21 @@ fn killed_runs_resume_from_the_journal() {
     // Only the windows in flight at each kill can have arrived twice.
     let twice = after.values().filter(|&&n| n > 1).count();
     assert!(twice <= 2 * 1_000 * 4, "{twice} tokens delivered twice");
+}
+
+#[test]
+fn duplicates_are_still_skipped_without_a_temporary_directory() {
+    let gw = gateway(Config::default());
+    let dir = Dir::new();
+    let ts = tokens(50, 23);
+    let mut lines = ts.clone();
+    lines.extend_from_slice(&ts[..10]);
+    let list = dir.file("tokens.txt", &list(&lines));
+    let report = dir.at("report.json");
+    let r =
+        run_with(&send_args(&gw, &list, &["--report", &report]), None, &[("TMPDIR", "/nonexistent/apnsblast-test")]);
+    assert_eq!(r.code, 1, "skipped duplicates make the exit status 1: {r:?}");
+    assert!(r.stderr.contains("temporary file for duplicate detection"), "{}", r.stderr);
+    let rep = read_report(&report);
+    assert_eq!((rep.accepted, rep.skipped), (50, 10));
 }

@@ -254,6 +254,27 @@ proptest! {
         prop_assert_eq!(reader.lines_read(), physical as u64);
     }
 
+    /// Duplicate detection is exact: a token is sent from its first line and
+    /// skipped on every later one, with the default filter and the smallest.
+    /// (A filter that flags nearly every token: `saturated_filter_still_exact`.)
+    #[test]
+    fn dedup_matches_a_set(picks in prop::collection::vec(0usize..40, 0..300), tiny: bool) {
+        let pool: Vec<String> = (0..40u64).map(|i| format!("{:064x}", u128::from(i) * 0x9e37_79b9_7f4a_7c15)).collect();
+        let text: String = picks.iter().map(|&i| format!("{}\n", pool[i])).collect();
+        let options = ReaderOptions { expected_tokens: tiny.then_some(1), ..ReaderOptions::default() };
+        let mut got: Vec<(u64, bool)> = TokenReader::new(text.as_bytes(), options)
+            .map(|r| match r.unwrap() {
+                Record::Send(e) => (e.line, true),
+                Record::Skip(s) => (s.line, false),
+                Record::OtherPartition => unreachable!("no partitions"),
+            })
+            .collect();
+        got.sort_unstable();
+        let mut seen = std::collections::HashSet::new();
+        let want: Vec<(u64, bool)> = picks.iter().enumerate().map(|(k, i)| (k as u64 + 1, seen.insert(i))).collect();
+        prop_assert_eq!(got, want);
+    }
+
     #[test]
     fn validate_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..300), text in "\\PC{0,120}") {
         let _ = payload::validate(&bytes, 256);

@@ -47,7 +47,9 @@ pub struct SendArgs {
     /// with `apnsblast merge`
     #[arg(long, value_name = "K/N", value_parser = parse_partition, help_heading = "Input")]
     pub partition: Option<Partition>,
-    /// Send repeated tokens again instead of skipping them
+    /// Send repeated tokens again instead of skipping them (skipping them
+    /// keeps a filter of up to 16 MiB in memory and 8 bytes per token in a
+    /// temporary file under $TMPDIR)
     #[arg(long, help_heading = "Input")]
     pub no_dedup: bool,
     /// Check the whole list first and send nothing if any line is unusable

@@ -139,8 +139,13 @@ pub struct Run {
 
 /// Runs the built binary with `args`, feeding `stdin` (or /dev/null: not a terminal).
 pub fn run<S: AsRef<OsStr>>(args: &[S], stdin: Option<&str>) -> Run {
+    run_with(args, stdin, &[])
+}
+
+/// [`run`] with extra environment variables.
+pub fn run_with<S: AsRef<OsStr>>(args: &[S], stdin: Option<&str>, env: &[(&str, &str)]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_apnsblast"));
-    cmd.args(args).env_remove("RUST_LOG").stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.args(args).env_remove("RUST_LOG").envs(env.iter().copied()).stdout(Stdio::piped()).stderr(Stdio::piped());
     cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
     let mut child = cmd.spawn().expect("the binary starts");
     if let Some(text) = stdin {
