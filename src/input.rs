@@ -293,14 +293,14 @@ impl Filter {
         }
         // Fast path: the common 64-digit line, no UTF-8 check or char walk.
         if let Some(token) = decode_hex64(s) {
-            return self.token(line, s, token, Ok(None));
+            return self.token(line, token, None);
         }
         let Ok(text) = std::str::from_utf8(s) else {
             return Some(self.junk(line, s, SkipReason::NotUtf8));
         };
         if s[0] != b'{' {
             return match DeviceToken::parse(text) {
-                Ok(token) => self.token(line, s, token, Ok(None)),
+                Ok(token) => self.token(line, token, None),
                 Err(e) => Some(self.junk(line, s, SkipReason::BadToken(e))),
             };
         }
@@ -312,31 +312,32 @@ impl Filter {
             Ok(t) => t,
             Err(e) => return Some(self.junk(line, s, SkipReason::BadToken(e))),
         };
+        if self.elsewhere(&token) {
+            return Some(Record::OtherPartition);
+        }
         let limit = self.options.payload_limit;
         let payload = json.payload.map(|v| {
             // Re-serialising a Value cannot fail; `validate` then checks it.
             let raw = serde_json::to_vec(&v).expect("JSON value serializes");
             payload::validate(&raw, limit).map(Arc::from)
         });
-        self.token(line, s, token, payload.transpose())
+        match payload.transpose() {
+            Ok(payload) => self.token(line, token, payload),
+            Err(e) => Some(Record::Skip(skip(line, s, SkipReason::BadPayload(e)))),
+        }
     }
 
-    /// A line that holds a token: partition, payload, then the duplicate
-    /// check (`None`: held by it).
-    fn token(
-        &mut self,
-        line: u64,
-        s: &[u8],
-        token: DeviceToken,
-        payload: Result<Option<Arc<[u8]>>, PayloadError>,
-    ) -> Option<Record> {
-        if self.options.partition.is_some_and(|p| !p.claims_token(&token)) {
+    /// Whether `token` belongs to another partition.
+    fn elsewhere(&self, token: &DeviceToken) -> bool {
+        self.options.partition.is_some_and(|p| !p.claims_token(token))
+    }
+
+    /// A line that holds a usable token: partition, then the duplicate check
+    /// (`None`: held by it). Kept lean: the common line comes through here.
+    fn token(&mut self, line: u64, token: DeviceToken, payload: Option<Arc<[u8]>>) -> Option<Record> {
+        if self.elsewhere(&token) {
             return Some(Record::OtherPartition);
         }
-        let payload = match payload {
-            Ok(p) => p,
-            Err(e) => return Some(Record::Skip(skip(line, s, SkipReason::BadPayload(e)))),
-        };
         let entry = Entry { line, token, payload };
         match &mut self.dedup {
             Some(dedup) => dedup.check(entry).map(Record::Send),
