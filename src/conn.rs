@@ -16,7 +16,7 @@ use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use native_tls::{HandshakeError, TlsConnector, TlsStream};
@@ -120,7 +120,7 @@ pub(crate) fn run_shard(
             break;
         }
         if state.queued() == 0 && state.in_flight() == 0 {
-            wait_for_input(&mut poll);
+            wait_for_input(&mut state, &input);
             continue;
         }
         let answered = state.answered();
@@ -234,13 +234,13 @@ fn pull_input(state: &mut ShardState, input: &Receiver<Vec<Item>>, cancel: &Atom
     }
 }
 
-/// Waits (with no connection open) until the splitter wakes us.
-fn wait_for_input(poll: &mut Poll) {
-    let mut events = Events::with_capacity(4);
-    if let Err(e) = poll.poll(&mut events, Some(TICK))
-        && !interrupted(&e)
-    {
-        log::warn!("poll failed: {e}");
+/// Waits (with no connection open) for input: on the channel itself, not on
+/// the poller, since nothing but input can end this wait.
+fn wait_for_input(state: &mut ShardState, input: &Receiver<Vec<Item>>) {
+    match input.recv_timeout(TICK) {
+        Ok(batch) => state.push(batch),
+        Err(RecvTimeoutError::Timeout) => {}
+        Err(RecvTimeoutError::Disconnected) => state.finish_input(),
     }
 }
 

@@ -255,15 +255,22 @@ impl Blaster {
         let read = AtomicU64::new(0);
         let ticks = AtomicU64::new(0);
         let alive: Vec<AtomicBool> = (0..n).map(|_| AtomicBool::new(true)).collect();
+        // The wakers outlive every shard thread: closing an eventfd drops the
+        // wake-up it still holds for the shard's poller, so a splitter that
+        // wakes the shards and ends at once must not take them with it.
+        let (polls, wakers): (Vec<Poll>, Vec<Waker>) = (0..n)
+            .map(|_| {
+                let poll = Poll::new().expect("the OS refused an epoll instance");
+                let waker = Waker::new(poll.registry(), WAKE).expect("the OS refused an eventfd");
+                (poll, waker)
+            })
+            .unzip();
         thread::scope(|scope| {
             let mut senders = Vec::with_capacity(n);
-            let mut wakers = Vec::with_capacity(n);
             let mut leftovers = Vec::with_capacity(n);
-            for (i, alive) in alive.iter().enumerate() {
+            for ((i, alive), poll) in alive.iter().enumerate().zip(polls) {
                 let (tx, rx) = bounded::<Vec<Item>>(CHANNEL_BATCHES);
                 leftovers.push(rx.clone());
-                let poll = Poll::new().expect("the OS refused an epoll instance");
-                wakers.push(Waker::new(poll.registry(), WAKE).expect("the OS refused an eventfd"));
                 senders.push(tx);
                 let state = ShardState::new(i, spec.clone(), limits);
                 let (link, events, cancel) = (&self.link, event_tx.clone(), &*self.cancel);
@@ -286,7 +293,7 @@ impl Blaster {
                 ticks,
                 _stop_ticking: stop_ticking,
                 senders,
-                wakers,
+                wakers: &wakers,
                 alive: &alive,
                 events: event_tx.clone(),
                 cancel: &self.cancel,
@@ -354,7 +361,7 @@ struct Splitter<'a> {
     /// Dropped with the splitter, which stops the clock.
     _stop_ticking: Sender<()>,
     senders: Vec<Sender<Vec<Item>>>,
-    wakers: Vec<Waker>,
+    wakers: &'a [Waker],
     alive: &'a [AtomicBool],
     events: Sender<Event>,
     cancel: &'a AtomicBool,
@@ -428,7 +435,7 @@ impl Splitter<'_> {
         // The input has ended: close the channels and wake every shard, so
         // none waits for a tick to notice.
         self.senders.clear();
-        for waker in &self.wakers {
+        for waker in self.wakers {
             let _ = waker.wake();
         }
         self.counts

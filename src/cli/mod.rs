@@ -132,7 +132,10 @@ pub fn init_logging(global: &Global) {
         (_, 2) => "debug",
         _ => "trace",
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).format_target(false).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level))
+        .format_target(false)
+        .format_timestamp_micros()
+        .init();
 }
 
 /// How notifications are written: shared by `send` and `demo`.

@@ -37,9 +37,9 @@ use super::partition::{PassThrough, fingerprint};
 /// lines are parsed while it arrives.
 const LOOKAHEAD: usize = 16;
 /// Held "maybe seen" tokens that trigger an exact check of the batch.
-pub(super) const HOLD_MAX: usize = 1 << 16;
+const HOLD_MAX: usize = 1 << 16;
 /// The filter's ceiling: 16 MiB, 16 bits per token up to about 8M tokens.
-pub(super) const MAX_FILTER_BYTES: usize = 16 << 20;
+const MAX_FILTER_BYTES: usize = 16 << 20;
 /// The filter's floor, for short lists.
 const MIN_FILTER_BYTES: usize = 4 << 10;
 /// Filter bits per expected token (about 0.02% false positives).
