@@ -30,7 +30,7 @@
 //! Duplicate detection ([`ReaderOptions::dedup`]) keeps a Bloom filter of
 //! fixed size and spools 8 bytes per distinct token to a temporary file (see
 //! `dedup.rs`), so memory stays flat however long the list. Records are
-//! therefore not quite in line order: a token's record comes up to eight
+//! therefore not quite in line order: a token's record comes up to sixteen
 //! lines late (the filter is read ahead of use), and a line the filter flags
 //! as "maybe seen" (every real duplicate, and about 0.02% of new tokens) is
 //! held and checked exactly in batches of up to 65,536 or at the end of the
