@@ -145,7 +145,8 @@ fn a_trickling_list_is_sent_as_it_comes() {
     let mut seen_before_end = None;
     let slow = std::iter::from_fn(|| match records.next() {
         Some(record) => {
-            // The producer is slow: one token every 60 ms.
+            // The slow producer is what this test is about: one token every
+            // 60 ms, so the splitter's 50 ms clock ticks between tokens.
             std::thread::sleep(Duration::from_millis(60));
             Some(record)
         }
