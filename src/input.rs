@@ -403,12 +403,17 @@ impl<R: BufRead> TokenReader<R> {
     /// Settles the held batch: queues its records in line order.
     fn resolve_held(&mut self) {
         let Some(dedup) = self.filter.dedup.as_mut().filter(|d| d.holding()) else { return };
-        self.resolved.extend(dedup.resolve().into_iter().map(|r| match r {
-            Resolved::Send(entry) => Record::Send(entry),
-            Resolved::Duplicate(entry) => {
-                Record::Skip(Skip { line: entry.line, text: entry.token.to_string(), reason: SkipReason::Duplicate })
-            }
-        }));
+        let resolved = &mut self.resolved;
+        dedup.resolve(|r| {
+            resolved.push_back(match r {
+                Resolved::Send(entry) => Record::Send(entry),
+                Resolved::Duplicate(entry) => Record::Skip(Skip {
+                    line: entry.line,
+                    text: entry.token.to_string(),
+                    reason: SkipReason::Duplicate,
+                }),
+            });
+        });
     }
 }
 

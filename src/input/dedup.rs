@@ -167,9 +167,10 @@ impl Dedup {
     }
 
     /// The exact check of the held batch: each held token is a duplicate if
-    /// the spool or an earlier held line has it, else it is sent now.
-    /// Entries still queued are not part of it (they come from later lines).
-    pub(super) fn resolve(&mut self) -> Vec<Resolved> {
+    /// the spool or an earlier held line has it, else it is sent now. The
+    /// verdicts go to `out` in line order. Entries still queued are not part
+    /// of it (they come from later lines).
+    pub(super) fn resolve(&mut self, mut out: impl FnMut(Resolved)) {
         let held = std::mem::take(&mut self.held);
         // First held line of each fingerprint; later ones are duplicates of it.
         let mut first: HashMap<u64, usize, BuildHasherDefault<PassThrough>> =
@@ -188,18 +189,15 @@ impl Dedup {
                 duplicate[i] = true;
             }
         });
-        held.into_iter()
-            .zip(duplicate)
-            .map(|((fp, entry), duplicate)| {
-                if duplicate {
-                    Resolved::Duplicate(entry)
-                } else {
-                    self.unique += 1;
-                    self.spool.push(fp);
-                    Resolved::Send(entry)
-                }
-            })
-            .collect()
+        for ((fp, entry), duplicate) in held.into_iter().zip(duplicate) {
+            out(if duplicate {
+                Resolved::Duplicate(entry)
+            } else {
+                self.unique += 1;
+                self.spool.push(fp);
+                Resolved::Send(entry)
+            });
+        }
     }
 }
 
@@ -334,7 +332,8 @@ mod tests {
             let mut kept: Vec<u64> =
                 (0..300).filter_map(|i| dedup.check(entry(i + 1, i % 200))).map(|e| e.line).collect();
             kept.extend(dedup.drain().map(|e| e.line));
-            let resolved = dedup.resolve();
+            let mut resolved = Vec::new();
+            dedup.resolve(|r| resolved.push(r));
             let sent = kept.len() + resolved.iter().filter(|r| matches!(r, Resolved::Send(_))).count();
             assert_eq!(sent, 200);
             assert_eq!(resolved.len() + kept.len(), 300);
