@@ -38,6 +38,9 @@ use super::partition::{PassThrough, fingerprint};
 const LOOKAHEAD: usize = 16;
 /// Held "maybe seen" tokens that trigger an exact check of the batch.
 const HOLD_MAX: usize = 1 << 16;
+/// Bits of the bitmap that screens the spool during an exact check (128 KiB,
+/// 16 bits per held token at most).
+const SCAN_BITMAP_BITS: usize = 1 << 20;
 /// The filter's ceiling: 16 MiB, 16 bits per token up to about 8M tokens.
 const MAX_FILTER_BYTES: usize = 16 << 20;
 /// The filter's floor, for short lists.
@@ -184,8 +187,18 @@ impl Dedup {
                 }
             }
         }
+        // A bitmap of the held fingerprints' low bits, small enough for the
+        // cache, turns away most of the spool before the map is asked.
+        let mut bitmap = vec![0u64; SCAN_BITMAP_BITS / 64];
+        for fp in first.keys() {
+            let bit = *fp as usize % SCAN_BITMAP_BITS;
+            bitmap[bit / 64] |= 1 << (bit % 64);
+        }
         self.spool.scan(|fp| {
-            if let Some(&i) = first.get(&fp) {
+            let bit = fp as usize % SCAN_BITMAP_BITS;
+            if bitmap[bit / 64] & (1 << (bit % 64)) != 0
+                && let Some(&i) = first.get(&fp)
+            {
                 duplicate[i] = true;
             }
         });
