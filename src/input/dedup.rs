@@ -6,16 +6,16 @@
 //!
 //! 1. A blocked Bloom filter of fixed size (a 32-byte block per token, one
 //!    bit in each of its eight words; at most [`MAX_FILTER_BYTES`]) answers
-//!    "certainly new" or "maybe seen" with one memory access. A new token is
-//!    marked in the filter, its fingerprint is appended to a spool (a
-//!    temporary file, 8 bytes per token, read back only sequentially), and
-//!    it is sent at once.
+//!    "certainly new" or "maybe seen" with one memory access, fetched
+//!    [`LOOKAHEAD`] lines ahead. A new token is marked in the filter, its
+//!    fingerprint is appended to a spool (a temporary file, 8 bytes per
+//!    token, read back only sequentially), and it is sent at once.
 //! 2. A "maybe seen" token is held back. When [`HOLD_MAX`] are held, or the
 //!    list ends, the held batch is checked exactly: one sequential pass over
-//!    the spool finds which were really sent before; the rest (filter false
-//!    positives: 0.02% of new tokens at 16 bits per token, measured in the
-//!    tests; more once a list outgrows the filter's ceiling)
-//!    are sent after all, in line order, and join the spool.
+//!    the spool finds which were really sent before. The rest are the
+//!    filter's false positives (0.02% of new tokens at 16 bits per token,
+//!    measured in the tests; more once a list outgrows the filter's ceiling):
+//!    they are sent after all, in line order, and join the spool.
 //!
 //! So a duplicate's verdict, and a rare false positive's send, come later
 //! than their line; everything else is decided as it is read. Memory: the
