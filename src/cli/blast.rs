@@ -100,6 +100,14 @@ pub fn execute(job: Job, global: &Global) -> anyhow::Result<Outcome> {
 /// duplicate check: repeats are skipped, the rest were not sent.
 fn settle_held<R: BufRead>(reader: &mut Tracked<R>, report: &mut Report, observer: &mut dyn Observer) {
     for record in reader.settle_held() {
+        let record = match record {
+            Ok(record) => record,
+            Err(e) => {
+                log::error!("reading the token list failed: {e}");
+                report.input_error.get_or_insert_with(|| e.to_string());
+                continue;
+            }
+        };
         report.tokens_read += 1;
         let failure = match record {
             Record::Send(entry) => {

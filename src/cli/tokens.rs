@@ -176,11 +176,12 @@ impl<R: BufRead> Tracked<R> {
     }
 
     /// After a cancelled run: the records of the lines that were read but
-    /// still held for the duplicate check, settled now.
-    pub fn settle_held(&mut self) -> Vec<Record> {
+    /// still held for the duplicate check, settled now (and a read error the
+    /// run did not get to, if one came after them).
+    pub fn settle_held(&mut self) -> Vec<io::Result<Record>> {
         self.inner.stop();
-        let records: Vec<Record> = self.inner.by_ref().filter_map(Result::ok).collect();
-        records.iter().for_each(|r| self.note(r));
+        let records: Vec<io::Result<Record>> = self.inner.by_ref().collect();
+        records.iter().flatten().for_each(|r| self.note(r));
         records
     }
 
