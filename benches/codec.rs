@@ -1,4 +1,5 @@
-//! Codec throughput, one core, no sockets: frame encoding (commands 1 and 2),
+//! Codec throughput, one core, no sockets: frame encoding (commands 1 and 2,
+//! field by field and from a template),
 //! token-list parsing, error-response and feedback decoding.
 //!
 //! `cargo bench --bench codec -- --warm-up-time 1 --measurement-time 3`
@@ -6,7 +7,7 @@
 use std::hint::black_box;
 
 use apnsblast::feedback::{FeedbackDecoder, FeedbackTuple};
-use apnsblast::frame::{Command, ErrorResponse, Notification, Priority};
+use apnsblast::frame::{Command, ErrorResponse, Notification, Priority, Template};
 use apnsblast::input::{ReaderOptions, Record, TokenReader};
 use apnsblast::payload;
 use apnsblast::token::DeviceToken;
@@ -57,6 +58,19 @@ fn bench_encode(c: &mut Criterion) {
         g.bench_function(format!("frames ({}-byte payload)", payload.len()), &mut encode_all);
         g.throughput(Throughput::Bytes((BATCH * frame_len) as u64));
         g.bench_function("bytes", &mut encode_all);
+        // What a shard does for items with the run's payload.
+        let template = Template::new(cmd, &payload, 0, Priority::Immediate);
+        let mut out = Vec::with_capacity(BATCH * frame_len);
+        g.throughput(Throughput::Elements(BATCH as u64));
+        g.bench_function("frames from a template", |b| {
+            b.iter(|| {
+                out.clear();
+                for (i, t) in tokens.iter().enumerate() {
+                    template.encode(t, i as u32, &mut out);
+                }
+                black_box(&out);
+            })
+        });
         g.finish();
     }
 }

@@ -111,3 +111,24 @@ fn every_status_code_round_trips() {
     assert_eq!(Status::from_code(10), Status::Shutdown);
     assert_eq!(Status::from_code(9), Status::Other(9));
 }
+
+#[test]
+fn template_writes_what_encode_writes() {
+    let t = token();
+    for command in [Command::Simple, Command::Enhanced, Command::Items] {
+        for payload in [&b"{}"[..], br#"{"aps":{"alert":"hello"}}"#] {
+            let n = note(&t, payload);
+            let template = Template::new(command, payload, n.expiry, n.priority);
+            let (mut want, mut got) = (vec![9], vec![9]);
+            command.encode(&n, &mut want);
+            template.encode(&t, n.id, &mut got);
+            assert_eq!(got, want, "{command:?}, {} payload bytes", payload.len());
+            // Reused: only the token and identifier change.
+            let other = DeviceToken([0xEE; 32]);
+            let (mut want, mut got) = (vec![], vec![]);
+            command.encode(&Notification { token: &other, id: 7, ..n }, &mut want);
+            template.encode(&other, 7, &mut got);
+            assert_eq!(got, want, "{command:?} reused");
+        }
+    }
+}

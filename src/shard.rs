@@ -32,7 +32,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use crate::frame::{Command, ERROR_RESPONSE_LEN, ErrorResponse, Notification, Priority, Status};
+use crate::frame::{Command, ERROR_RESPONSE_LEN, ErrorResponse, Notification, Priority, Status, Template};
 use crate::journal::push_line;
 use crate::report::{ShardReport, State};
 use crate::token::DeviceToken;
@@ -116,6 +116,8 @@ pub enum ConnEnd {
 #[derive(Debug)]
 pub struct ShardState {
     spec: FrameSpec,
+    /// The frame of an item with the shared payload.
+    template: Template,
     limits: Limits,
     queue: VecDeque<Item>,
     inflight: VecDeque<Item>,
@@ -156,6 +158,7 @@ impl ShardState {
     /// A shard with nothing to send yet.
     pub fn new(shard: usize, spec: FrameSpec, limits: Limits) -> ShardState {
         ShardState {
+            template: Template::new(spec.command, &spec.payload, spec.expiry, spec.priority),
             spec,
             limits,
             queue: VecDeque::new(),
@@ -337,17 +340,19 @@ impl ShardState {
             let id = self.next_id;
             self.next_id = self.next_id.wrapping_add(1);
             let before = self.out.len();
-            let payload = item.payload.as_deref().unwrap_or(&self.spec.payload);
-            self.spec.command.encode(
-                &Notification {
-                    token: &item.token,
-                    payload,
-                    id,
-                    expiry: self.spec.expiry,
-                    priority: self.spec.priority,
-                },
-                &mut self.out,
-            );
+            match item.payload.as_deref() {
+                None => self.template.encode(&item.token, id, &mut self.out),
+                Some(payload) => self.spec.command.encode(
+                    &Notification {
+                        token: &item.token,
+                        payload,
+                        id,
+                        expiry: self.spec.expiry,
+                        priority: self.spec.priority,
+                    },
+                    &mut self.out,
+                ),
+            }
             self.window_used += self.out.len() - before;
             self.frame_ends.push(self.out.len());
             self.inflight.push_back(item);

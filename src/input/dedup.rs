@@ -94,13 +94,7 @@ impl Dedup {
         let mut filter = Vec::with_capacity(blocks);
         huge_pages(filter.spare_capacity_mut());
         filter.resize(blocks, Block::default());
-        Dedup {
-            filter,
-            pending: VecDeque::with_capacity(LOOKAHEAD + 1),
-            spool,
-            held: Vec::new(),
-            unique: 0,
-        }
+        Dedup { filter, pending: VecDeque::with_capacity(LOOKAHEAD + 1), spool, held: Vec::new(), unique: 0 }
     }
 
     /// Queues `entry` for the check and checks the one queued
