@@ -23,11 +23,14 @@
 //! a fingerprint with probability ≈ n²/2⁶⁵ (≈ 3·10⁻⁶ for 10M tokens); the
 //! later one would then be skipped as a duplicate.
 
+use std::alloc::{self, Layout};
 use std::collections::hash_map::Entry as Slot;
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
 use std::hash::BuildHasherDefault;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
+use std::ops::{Deref, DerefMut};
+use std::ptr::NonNull;
 
 use super::Entry;
 use super::partition::{PassThrough, fingerprint};
@@ -70,7 +73,7 @@ pub(super) enum Resolved {
 /// The two-stage duplicate check.
 #[derive(Debug)]
 pub(super) struct Dedup {
-    filter: Vec<Block>,
+    filter: Blocks,
     /// Checked in arrival order, up to [`LOOKAHEAD`] lines after arrival.
     pending: VecDeque<(u64, Entry)>,
     spool: Spool,
@@ -80,7 +83,7 @@ pub(super) struct Dedup {
 
 impl Dedup {
     /// A check sized for about `expected` distinct tokens (`None`: unknown,
-    /// the largest filter; its pages are only touched as tokens arrive).
+    /// the largest filter).
     pub(super) fn new(expected: Option<u64>) -> Dedup {
         let bytes = expected.map_or(MAX_FILTER_BYTES, |n| {
             let want = n.saturating_mul(BITS_PER_TOKEN / 8).min(MAX_FILTER_BYTES as u64) as usize;
@@ -90,11 +93,13 @@ impl Dedup {
     }
 
     fn with(blocks: usize, spool: Spool) -> Dedup {
-        // Advised before it is filled: the advice applies to pages not yet touched.
-        let mut filter = Vec::with_capacity(blocks);
-        huge_pages(filter.spare_capacity_mut());
-        filter.resize(blocks, Block::default());
-        Dedup { filter, pending: VecDeque::with_capacity(LOOKAHEAD + 1), spool, held: Vec::new(), unique: 0 }
+        Dedup {
+            filter: Blocks::zeroed(blocks),
+            pending: VecDeque::with_capacity(LOOKAHEAD + 1),
+            spool,
+            held: Vec::new(),
+            unique: 0,
+        }
     }
 
     /// Queues `entry` for the check and checks the one queued
@@ -223,20 +228,82 @@ fn prefetch(block: &Block) {
 #[cfg(not(target_arch = "x86_64"))]
 fn prefetch(_block: &Block) {}
 
-/// Asks Linux to back the filter with 2 MiB pages where it can. Each token
-/// touches a random block, so with 4 KiB pages nearly every lookup of a
-/// large filter also misses the TLB, and a prefetch then waits for the page
-/// walk (in a virtual machine, a two-level one) instead of running ahead.
+/// Huge pages on x86-64 and most Linux machines.
+const HUGE_PAGE: usize = 2 << 20;
+
+/// The filter's memory: zeroed blocks, aligned to [`HUGE_PAGE`] when the
+/// filter is at least that big. Each token touches a random block, so with
+/// 4 KiB pages nearly every lookup of a large filter also misses the TLB, and
+/// a prefetch then waits for the page walk (in a virtual machine, a
+/// two-level one) instead of running ahead; aligned, the filter can be
+/// backed by huge pages (see [`huge_pages`]). Measured: 10M tokens 2.74 to
+/// 3.00 M/s; 1M tokens (a 2 MiB filter, one page) about 4% less CPU.
+struct Blocks {
+    ptr: NonNull<Block>,
+    len: usize,
+    layout: Layout,
+}
+
+// SAFETY: `Blocks` owns its memory exclusively, as a `Box<[Block]>` would.
+unsafe impl Send for Blocks {}
+// SAFETY: shared access only reads, through `Deref`.
+unsafe impl Sync for Blocks {}
+
+impl Blocks {
+    fn zeroed(len: usize) -> Blocks {
+        let size = len.checked_mul(size_of::<Block>()).expect("the filter's size fits in memory");
+        let align = if size >= HUGE_PAGE { HUGE_PAGE } else { align_of::<Block>() };
+        let layout = Layout::from_size_align(size, align).expect("a power-of-two alignment");
+        assert!(size > 0, "a filter has at least one block");
+        // SAFETY: the layout's size is not zero.
+        let raw = unsafe { alloc::alloc(layout) };
+        let Some(ptr) = NonNull::new(raw.cast::<Block>()) else { alloc::handle_alloc_error(layout) };
+        // Advised before it is written: the advice applies to pages not yet touched.
+        huge_pages(raw, size);
+        // SAFETY: `ptr` is valid for `len` blocks, and all-zero bytes are a valid `Block`.
+        unsafe { ptr.as_ptr().write_bytes(0, len) };
+        Blocks { ptr, len, layout }
+    }
+}
+
+impl Deref for Blocks {
+    type Target = [Block];
+    fn deref(&self) -> &[Block] {
+        // SAFETY: `ptr` holds `len` initialised blocks for as long as `self` lives.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl DerefMut for Blocks {
+    fn deref_mut(&mut self) -> &mut [Block] {
+        // SAFETY: as in `deref`, and `&mut self` makes the access exclusive.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for Blocks {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `zeroed` with this layout, freed once.
+        unsafe { alloc::dealloc(self.ptr.as_ptr().cast(), self.layout) }
+    }
+}
+
+impl std::fmt::Debug for Blocks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Blocks({} × 32 bytes)", self.len)
+    }
+}
+
+/// Asks Linux to back the huge-page-aligned part of `len` bytes at `start`
+/// with huge pages (transparent huge pages are often on only where asked for).
 #[cfg(target_os = "linux")]
-fn huge_pages<T>(filter: &[T]) {
-    const HUGE: usize = 2 << 20;
-    let start = filter.as_ptr() as usize;
-    let end = start + std::mem::size_of_val(filter);
-    let (first, last) = (start.next_multiple_of(HUGE), end / HUGE * HUGE);
+fn huge_pages(start: *mut u8, len: usize) {
+    let (addr, end) = (start as usize, start as usize + len);
+    let (first, last) = (addr.next_multiple_of(HUGE_PAGE), end / HUGE_PAGE * HUGE_PAGE);
     if first < last {
-        // SAFETY: the range lies inside the filter's allocation, and the
-        // advice changes only how its pages are backed, never their contents.
-        let rc = unsafe { libc::madvise(first as *mut libc::c_void, last - first, libc::MADV_HUGEPAGE) };
+        // SAFETY: the range lies inside one allocation, and the advice
+        // changes only how its pages are backed, never their contents.
+        let rc = unsafe { libc::madvise(start.add(first - addr).cast(), last - first, libc::MADV_HUGEPAGE) };
         if rc != 0 {
             log::debug!("no huge pages for the duplicate filter: {}", io::Error::last_os_error());
         }
@@ -244,7 +311,7 @@ fn huge_pages<T>(filter: &[T]) {
 }
 
 #[cfg(not(target_os = "linux"))]
-fn huge_pages<T>(_filter: &[T]) {}
+fn huge_pages(_start: *mut u8, _len: usize) {}
 
 /// The fingerprints of every token passed so far, in a temporary file (in
 /// memory if none can be made).
