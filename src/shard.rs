@@ -119,16 +119,19 @@ pub struct ShardState {
     /// The frame of an item with the shared payload.
     template: Template,
     limits: Limits,
-    queue: VecDeque<Item>,
-    inflight: VecDeque<Item>,
-    /// Identifier of `inflight[0]`; identifiers are consecutive.
+    /// Every notification not yet settled, in order: the first `in_flight`
+    /// were written on this connection, the rest wait. Writing one moves the
+    /// boundary, not the notification.
+    items: VecDeque<Item>,
+    in_flight: usize,
+    /// Identifier of `items[0]` on this connection; identifiers are consecutive.
     first_id: u32,
     next_id: u32,
     sentinel: Option<u32>,
     window_used: usize,
     out: Vec<u8>,
     pos: usize,
-    /// Index in `inflight` of the first notification encoded into `out`.
+    /// Index in `items` of the first notification encoded into `out`.
     batch_first: usize,
     /// End offset in `out` of each notification of the batch.
     frame_ends: Vec<usize>,
@@ -161,8 +164,8 @@ impl ShardState {
             template: Template::new(spec.command, &spec.payload, spec.expiry, spec.priority),
             spec,
             limits,
-            queue: VecDeque::new(),
-            inflight: VecDeque::new(),
+            items: VecDeque::new(),
+            in_flight: 0,
             first_id: 1,
             next_id: 1,
             sentinel: None,
@@ -190,16 +193,16 @@ impl ShardState {
 
     /// Adds notifications from the input.
     pub fn push(&mut self, items: impl IntoIterator<Item = Item>) {
-        let before = self.queue.len();
-        self.queue.extend(items);
-        self.received += (self.queue.len() - before) as u64;
+        let before = self.items.len();
+        self.items.extend(items);
+        self.received += (self.items.len() - before) as u64;
     }
 
     /// Every notification received is queued, in flight, or settled.
     fn check_conservation(&self) {
         debug_assert_eq!(
             self.received,
-            self.queue.len() as u64 + self.inflight.len() as u64 + self.settled,
+            self.items.len() as u64 + self.settled,
             "shard {}: a notification went missing",
             self.report.shard
         );
@@ -228,17 +231,17 @@ impl ShardState {
 
     /// Notifications waiting to be written (new input and rewinds).
     pub fn queued(&self) -> usize {
-        self.queue.len()
+        self.items.len() - self.in_flight
     }
 
     /// Whether the shard wants more input to fill its next batch.
     pub fn wants_input(&self) -> bool {
-        !self.input_done && !self.cancelled && self.queue.len() < 4096
+        !self.input_done && !self.cancelled && self.queued() < 4096
     }
 
     /// Whether there is anything left to do (a connection is needed).
     pub fn has_work(&self) -> bool {
-        !self.inflight.is_empty() || (!self.cancelled && (!self.queue.is_empty() || !self.input_done))
+        self.in_flight > 0 || (!self.cancelled && (self.queued() > 0 || !self.input_done))
     }
 
     /// Count of notifications in a final state so far.
@@ -258,7 +261,7 @@ impl ShardState {
     /// If the previous connection was not ended with [`ShardState::on_response`],
     /// [`ShardState::on_bytes`] or [`ShardState::on_close`].
     pub fn on_connected(&mut self) {
-        assert!(!self.connected && self.inflight.is_empty(), "previous connection not ended");
+        assert!(!self.connected && self.in_flight == 0, "previous connection not ended");
         self.connected = true;
         self.first_id = self.next_id;
         self.sentinel = None;
@@ -274,7 +277,7 @@ impl ShardState {
         if self.report.connections > 1 {
             self.report.reconnects += 1;
         }
-        if !self.queue.front().is_some_and(|i| i.doubt) {
+        if !self.items.front().is_some_and(|i| i.doubt) {
             self.chunk = None;
         }
     }
@@ -300,7 +303,7 @@ impl ShardState {
         self.report.bytes_written += n as u64;
         // Count a notification as written (or resent) once its last byte is.
         while self.frame_ends.get(self.batch_written).is_some_and(|&end| end <= self.pos) {
-            let item = &mut self.inflight[self.batch_first + self.batch_written];
+            let item = &mut self.items[self.batch_first + self.batch_written];
             self.report.frames_written += 1;
             if item.written {
                 self.report.resent += 1;
@@ -323,20 +326,20 @@ impl ShardState {
 
     /// Notifications written on this connection and not yet confirmed.
     pub fn in_flight(&self) -> usize {
-        self.inflight.len()
+        self.in_flight
     }
 
     fn fill(&mut self) {
         self.out.clear();
         self.pos = 0;
-        self.batch_first = self.inflight.len();
+        self.batch_first = self.in_flight;
         self.frame_ends.clear();
         self.batch_written = 0;
         if self.sentinel.is_some() {
             return;
         }
         while self.out.len() < self.limits.batch_bytes && !self.window_full() && !self.cancelled {
-            let Some(item) = self.queue.pop_front() else { break };
+            let Some(item) = self.items.get(self.in_flight) else { break };
             let id = self.next_id;
             self.next_id = self.next_id.wrapping_add(1);
             let before = self.out.len();
@@ -355,10 +358,10 @@ impl ShardState {
             }
             self.window_used += self.out.len() - before;
             self.frame_ends.push(self.out.len());
-            self.inflight.push_back(item);
+            self.in_flight += 1;
         }
-        let input_over = self.cancelled || (self.input_done && self.queue.is_empty());
-        if !self.inflight.is_empty() && (self.window_full() || input_over || self.confirm_requested) {
+        let input_over = self.cancelled || (self.input_done && self.queued() == 0);
+        if self.in_flight > 0 && (self.window_full() || input_over || self.confirm_requested) {
             let id = self.next_id;
             self.next_id = self.next_id.wrapping_add(1);
             self.spec.command.encode_sentinel(id, &mut self.out);
@@ -368,7 +371,7 @@ impl ShardState {
     }
 
     fn window_full(&self) -> bool {
-        let n = self.inflight.len() as u64;
+        let n = self.in_flight as u64;
         self.window_used >= self.limits.window_bytes
             || (self.limits.confirm_every > 0 && n >= self.limits.confirm_every)
             || self.chunk.is_some_and(|c| n >= c as u64)
@@ -402,7 +405,7 @@ impl ShardState {
         let written = self.written_on_connection();
         let index = resp.id.wrapping_sub(self.first_id) as usize;
         if Some(resp.id) == self.sentinel && self.awaiting_confirmation() {
-            self.accept(self.inflight.len());
+            self.accept(self.in_flight);
             self.grow_chunk();
             return ConnEnd::Confirmed;
         }
@@ -415,7 +418,8 @@ impl ShardState {
             Status::NoErrors | Status::Shutdown => return self.unexpected(resp),
             _ if index < written => {
                 self.accept(index);
-                let item = self.inflight.pop_front().expect("index < written <= len");
+                let item = self.items.pop_front().expect("index < written <= len");
+                self.in_flight -= 1;
                 self.settle(item, State::Rejected, Some(resp.status), resp.status.reason().to_owned());
                 self.rewind(0);
                 self.grow_chunk();
@@ -439,7 +443,7 @@ impl ShardState {
     /// # Panics
     /// If notifications are still in flight.
     pub fn on_idle_close(&mut self) -> ConnEnd {
-        assert!(self.inflight.is_empty(), "closing with notifications in flight");
+        assert!(self.in_flight == 0, "closing with notifications in flight");
         self.connected = false;
         ConnEnd::Confirmed
     }
@@ -467,7 +471,7 @@ impl ShardState {
         self.rewind(n);
         if self.strikes >= MAX_STRIKES {
             self.strikes = 0;
-            if let Some(item) = self.queue.pop_front() {
+            if let Some(item) = self.items.pop_front() {
                 let reason = format!(
                     "the connection closed without an answer each of the {MAX_STRIKES} times it was sent alone"
                 );
@@ -485,7 +489,9 @@ impl ShardState {
     }
 
     fn accept(&mut self, n: usize) {
-        for item in self.inflight.drain(..n) {
+        debug_assert!(n <= self.in_flight);
+        self.in_flight -= n;
+        for item in self.items.drain(..n) {
             push_line(&mut self.settled_lines, item.line);
             self.report.accepted += 1;
             if item.doubt {
@@ -501,12 +507,10 @@ impl ShardState {
     /// Puts what is left in flight back at the front of the queue, in order;
     /// the first `in_doubt` of them may have been accepted.
     fn rewind(&mut self, in_doubt: usize) {
-        let mut i = self.inflight.len();
-        while let Some(mut item) = self.inflight.pop_back() {
-            i -= 1;
-            item.doubt |= i < in_doubt;
-            self.queue.push_front(item);
+        for item in self.items.iter_mut().take(in_doubt.min(self.in_flight)) {
+            item.doubt = true;
         }
+        self.in_flight = 0;
         self.out.clear();
         self.pos = 0;
         self.frame_ends.clear();
@@ -535,7 +539,8 @@ impl ShardState {
     /// If a connection is still open.
     pub fn abandon(&mut self, why: &str) {
         assert!(!self.connected, "abandon with a connection open");
-        let rest: Vec<Item> = self.queue.drain(..).collect();
+        debug_assert_eq!(self.in_flight, 0, "abandon with notifications in flight");
+        let rest: Vec<Item> = self.items.drain(..).collect();
         for item in rest {
             let state = if item.doubt { State::Unconfirmed } else { State::Unsent };
             self.settle(item, state, None, why.to_owned());
