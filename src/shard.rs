@@ -41,6 +41,10 @@ use crate::token::DeviceToken;
 /// is given up as unconfirmed.
 pub const MAX_STRIKES: u32 = 3;
 
+/// Queued notifications at which a shard stops taking input (the channel
+/// from the splitter holds more).
+const QUEUE_LIMIT: usize = 4096;
+
 /// A notification on its way through a shard.
 #[derive(Debug, Clone)]
 pub struct Item {
@@ -160,11 +164,17 @@ pub struct ShardState {
 impl ShardState {
     /// A shard with nothing to send yet.
     pub fn new(shard: usize, spec: FrameSpec, limits: Limits) -> ShardState {
+        // Room for a full window of the run's frames and a full queue (input
+        // arrives in batches, hence the slack). A ring that has to grow
+        // doubles, and then cycles through all of its capacity: sized so, the
+        // memory it touches is what the window needs, not up to twice that.
+        let window = limits.window_bytes / spec.command.frame_len(spec.payload.len()) + 1;
+        let capacity = window.saturating_add(2 * QUEUE_LIMIT).min(1 << 22);
         ShardState {
             template: Template::new(spec.command, &spec.payload, spec.expiry, spec.priority),
             spec,
             limits,
-            items: VecDeque::new(),
+            items: VecDeque::with_capacity(capacity),
             in_flight: 0,
             first_id: 1,
             next_id: 1,
@@ -236,7 +246,7 @@ impl ShardState {
 
     /// Whether the shard wants more input to fill its next batch.
     pub fn wants_input(&self) -> bool {
-        !self.input_done && !self.cancelled && self.queued() < 4096
+        !self.input_done && !self.cancelled && self.queued() < QUEUE_LIMIT
     }
 
     /// Whether there is anything left to do (a connection is needed).
