@@ -126,7 +126,7 @@ pub(crate) fn run_shard(
         let answered = state.answered();
         let mut give_up = false;
         let connecting = Instant::now();
-        let attempt = connect(link, &mut poll);
+        let attempt = connect(link, &mut poll, state.send_buffer(link.send_buffer));
         state.report_mut().connect_s += connecting.elapsed().as_secs_f64();
         match attempt {
             Ok(mut conn) => {
@@ -244,7 +244,8 @@ fn wait_for_input(state: &mut ShardState, input: &Receiver<Vec<Item>>) {
     }
 }
 
-fn connect(link: &Link, poll: &mut Poll) -> Result<Conn, ConnectError> {
+/// Connects with `send_buffer` as SO_SNDBUF (`None`: the kernel's autotuning).
+fn connect(link: &Link, poll: &mut Poll, send_buffer: Option<usize>) -> Result<Conn, ConnectError> {
     let deadline = Instant::now() + link.connect_timeout;
     let addrs: Vec<SocketAddr> = link
         .gateway
@@ -254,7 +255,7 @@ fn connect(link: &Link, poll: &mut Poll) -> Result<Conn, ConnectError> {
     let mut last = format!("{} resolves to no address", link.gateway);
     for addr in addrs {
         let started = Instant::now();
-        match connect_tcp(addr, link, poll, deadline) {
+        match connect_tcp(addr, link, poll, send_buffer, deadline) {
             Ok(sock) => {
                 let tcp = started.elapsed();
                 let conn = handshake(sock, link, poll, deadline);
@@ -269,10 +270,16 @@ fn connect(link: &Link, poll: &mut Poll) -> Result<Conn, ConnectError> {
 
 /// Non-blocking connect, confirmed the way mio documents: a WRITABLE event,
 /// then `take_error`, then `peer_addr` (NotConnected means "not yet").
-fn connect_tcp(addr: SocketAddr, link: &Link, poll: &mut Poll, deadline: Instant) -> io::Result<TcpStream> {
+fn connect_tcp(
+    addr: SocketAddr,
+    link: &Link,
+    poll: &mut Poll,
+    send_buffer: Option<usize>,
+    deadline: Instant,
+) -> io::Result<TcpStream> {
     let mut sock = TcpStream::connect(addr)?;
     let sref = socket2::SockRef::from(&sock);
-    if let Some(size) = link.send_buffer {
+    if let Some(size) = send_buffer {
         sref.set_send_buffer_size(size)?;
     }
     sock.set_nodelay(link.nodelay)?;
@@ -504,7 +511,7 @@ pub(crate) fn probe(link: &Link, command: Command, cancel: &AtomicBool) -> Resul
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let why = match connect(link, &mut poll) {
+        let why = match connect(link, &mut poll, link.send_buffer) {
             Ok(mut conn) => match probe_answer(&mut conn, link, &mut poll, command) {
                 Ok(()) => {
                     let _ = poll.registry().deregister(conn.get_mut());

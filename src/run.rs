@@ -78,6 +78,10 @@ pub struct SendConfig {
     pub window_bytes: usize,
     /// Notifications written before the shard confirms them (0 = only the window bounds it).
     pub confirm_every: u64,
+    /// After a rejection, write smaller batches over a smaller send buffer
+    /// until this many notifications are accepted (0 = never), so that
+    /// rejections close together throw less away.
+    pub careful_frames: u64,
     /// Bytes per write.
     pub batch_bytes: usize,
     /// SO_SNDBUF; `None` keeps the kernel's autotuning. Everything in the
@@ -116,6 +120,7 @@ impl SendConfig {
             priority: Priority::Immediate,
             window_bytes: 16 << 20,
             confirm_every: 0,
+            careful_frames: 4096,
             batch_bytes: 64 << 10,
             send_buffer: Some(64 << 10),
             connect_timeout: Duration::from_secs(10),
@@ -250,6 +255,7 @@ impl Blaster {
             batch_bytes: if self.config.style == Style::Strict { 1 } else { self.config.batch_bytes },
             window_bytes: self.config.window_bytes,
             confirm_every: self.config.confirm_every,
+            careful_frames: self.config.careful_frames,
         };
         let (event_tx, event_rx) = bounded::<Event>(1024);
         let read = AtomicU64::new(0);

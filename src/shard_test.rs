@@ -7,7 +7,7 @@ fn spec() -> FrameSpec {
 }
 
 fn limits() -> Limits {
-    Limits { batch_bytes: 64 * 1024, window_bytes: 1 << 30, confirm_every: 0 }
+    Limits { batch_bytes: 64 * 1024, window_bytes: 1 << 30, confirm_every: 0, careful_frames: 4096 }
 }
 
 fn item(n: u64) -> Item {
@@ -335,4 +335,63 @@ fn confirm_now_closes_the_window_early() {
     s.on_response(resp(2, sentinel_of(&f)));
     assert_eq!(s.report().accepted, 3);
     assert!(s.has_work(), "the input has not ended");
+}
+
+/// Writes one batch; returns its frames.
+fn write_batch(s: &mut ShardState) -> Vec<(u32, Option<u64>)> {
+    let bytes = s.pending_bytes().to_vec();
+    s.wrote(bytes.len());
+    frames(&bytes)
+}
+
+#[test]
+fn a_rejection_makes_writes_smaller_until_enough_are_accepted() {
+    let frame = Command::Items.frame_len(2);
+    let (big, small) = ((64usize << 10).div_ceil(frame), (16usize << 10).div_ceil(frame));
+    let mut s = shard(20_000);
+    s.on_connected();
+    assert!(!s.careful());
+    assert_eq!(s.send_buffer(Some(64 << 10)), Some(64 << 10));
+    let f = write_batch(&mut s);
+    assert_eq!(f.len(), big, "a full 64 KiB batch");
+
+    // A rejection early in the batch: careful, with a quarter of the batch
+    // and half the send buffer, never below one TLS record and 32 KiB.
+    s.on_response(resp(8, f[9].0));
+    assert!(s.careful());
+    assert_eq!(s.send_buffer(Some(64 << 10)), Some(32 << 10));
+    assert_eq!(s.send_buffer(Some(32 << 10)), Some(32 << 10));
+    assert_eq!(s.send_buffer(Some(16 << 10)), Some(16 << 10));
+    assert_eq!(s.send_buffer(None), None, "the kernel's autotuning is left alone");
+    s.on_connected();
+    let f = write_batch(&mut s);
+    assert_eq!(f.len(), small, "a 16 KiB batch");
+
+    // Another rejection a few hundred in: still careful.
+    let f2 = write_batch(&mut s);
+    s.on_response(resp(8, f2[100].0));
+    assert!(s.careful());
+    s.on_connected();
+    assert_eq!(write_batch(&mut s).len(), small);
+
+    // Thousands accepted since: back to full batches.
+    let rest = drain(&mut s);
+    assert_eq!(s.on_response(resp(8, sentinel_of(&rest))), ConnEnd::Confirmed);
+    assert!(!s.careful());
+    assert_eq!(s.send_buffer(Some(64 << 10)), Some(64 << 10));
+    s.push((20_001..=21_000).map(item));
+    s.on_connected();
+    let f = write_batch(&mut s);
+    assert_eq!(f.len(), 1001, "the whole queue and its sentinel fit one 64 KiB batch");
+}
+
+#[test]
+fn a_clean_run_is_never_careful() {
+    let mut s = shard(50_000);
+    s.on_connected();
+    let f = drain(&mut s);
+    assert_eq!(s.on_response(resp(8, sentinel_of(&f))), ConnEnd::Confirmed);
+    assert!(!s.careful());
+    // Confirmation sentinels are rejected by design: that is no reason for care.
+    assert_eq!(s.report().accepted, 50_000);
 }

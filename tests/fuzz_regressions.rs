@@ -205,7 +205,7 @@ fn only_written_notifications_are_settled() {
 
     let spec =
         FrameSpec { command: Command::Items, payload: Arc::from(&b"{}"[..]), expiry: 0, priority: Priority::Immediate };
-    let limits = Limits { batch_bytes: 1, window_bytes: 200, confirm_every: 0 };
+    let limits = Limits { batch_bytes: 1, window_bytes: 200, confirm_every: 0, careful_frames: 0 };
     let mut s = ShardState::new(0, spec, limits);
     s.push([Item::new(1, DeviceToken(TOKEN), None)]);
     s.on_connected();

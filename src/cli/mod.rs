@@ -158,6 +158,11 @@ pub struct TuningArgs {
     /// Confirm after every N notifications as well (0: only the window decides)
     #[arg(long, value_name = "N", default_value_t = defaults().confirm_every)]
     pub confirm_every: u64,
+    /// After a rejection, write quarter-size batches over a half-size send
+    /// buffer until N notifications are accepted (0: never), so that invalid
+    /// tokens close together cost less resending
+    #[arg(long, value_name = "N", default_value_t = defaults().careful_frames)]
+    pub careful_frames: u64,
     /// Bytes per write; K, M and G suffixes allowed
     #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value_t = defaults().batch_bytes)]
     pub batch_bytes: usize,
@@ -215,6 +220,7 @@ impl TuningArgs {
         };
         config.window_bytes = self.window_bytes;
         config.confirm_every = self.confirm_every;
+        config.careful_frames = self.careful_frames;
         config.batch_bytes = self.batch_bytes;
         config.send_buffer = (self.send_buffer > 0).then_some(self.send_buffer);
         config.connect_timeout = self.connect_timeout.0;

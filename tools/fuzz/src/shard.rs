@@ -219,6 +219,7 @@ fn run(data: &[u8], strict: bool) {
         batch_bytes: [1, 100, 1000, 64 * 1024][usize::from(a >> 1) & 3],
         window_bytes: [1, 200, 5000, 1 << 30][usize::from(a >> 3) & 3],
         confirm_every: [0, 1, 3, 100][usize::from(a >> 5) & 3],
+        careful_frames: u64::from(a >> 7) * 5,
     };
     let spec = FrameSpec {
         command,
