@@ -55,7 +55,7 @@ mod scan;
 
 use dedup::{Dedup, Resolved};
 pub use partition::{Partition, PartitionError};
-use scan::{decode_hex64, find_newline};
+use scan::{decode_hex64, find_newline, token_line};
 
 /// Lines longer than this many bytes (without the line break) are skipped
 /// with [`SkipReason::TooLong`] instead of being buffered.
@@ -359,7 +359,7 @@ impl<R: BufRead> TokenReader<R> {
     /// record yet (blank, comment, held) and at the end (then `ended` is set).
     fn next_line(&mut self) -> io::Result<Option<Record>> {
         // Fast path: the whole line is in the reader's buffer; classify it in
-        // place, no copy.
+        // place, no copy (and the common token line without even a search).
         let avail = loop {
             match self.reader.fill_buf() {
                 Ok(b) => break b,
@@ -371,12 +371,18 @@ impl<R: BufRead> TokenReader<R> {
             self.stop();
             return Ok(None);
         }
-        if let Some(i) = find_newline(avail).filter(|&i| i <= MAX_LINE) {
-            let line = avail[..i].strip_suffix(b"\r").unwrap_or(&avail[..i]);
-            let emptied = i + 1 == avail.len();
-            self.lines += 1;
-            let record = self.filter.classify(self.lines, line, false);
-            self.reader.consume(i + 1);
+        let number = self.lines + 1;
+        let found = match token_line(avail) {
+            Some((token, used)) => Some((used, self.filter.token(number, token, None))),
+            None => find_newline(avail).filter(|&i| i <= MAX_LINE).map(|i| {
+                let line = avail[..i].strip_suffix(b"\r").unwrap_or(&avail[..i]);
+                (i + 1, self.filter.classify(number, line, false))
+            }),
+        };
+        if let Some((used, record)) = found {
+            let emptied = used == avail.len();
+            self.lines = number;
+            self.reader.consume(used);
             if emptied {
                 // The next read may wait for input: check what is queued first.
                 self.settle_pending();

@@ -1,7 +1,7 @@
 //! Token lists read line by line: every kind of line, CRLF, junk, partitions.
 
 use super::partition::{fingerprint, fnv1a64};
-use super::scan::find_newline;
+use super::scan::{find_newline, token_line};
 use super::*;
 use crate::token::TOKEN_LEN;
 
@@ -54,6 +54,22 @@ fn plain_lines_blank_comments_crlf() {
     assert_eq!(s.reason.to_string(), "invalid token: token has 63 hex digits, expected 64");
     assert_eq!(got.len(), 3);
     assert_eq!(r.lines_read(), 6);
+}
+
+#[test]
+fn the_common_line_is_told_by_its_break() {
+    assert_eq!(token_line(format!("{A}\n{B}").as_bytes()), Some((tok(A), 65)));
+    assert_eq!(token_line(format!("{A}\r\n").as_bytes()), Some((tok(A), 66)));
+    for not in [A.to_owned(), format!("{A}\r"), format!("{A} \n"), format!("{}g\n", &A[..63])] {
+        assert_eq!(token_line(not.as_bytes()), None, "{not:?}");
+    }
+    // A break at the 65th byte that ends a shorter second line: two lines.
+    let two = format!("{}\n{}\n", &A[..10], &B[..53]);
+    assert_eq!(two.as_bytes()[64], b'\n');
+    assert_eq!(token_line(two.as_bytes()), None);
+    let got = read(two.as_bytes());
+    assert_eq!(got.iter().map(line_of).collect::<Vec<_>>(), [1, 2]);
+    assert!(got.iter().all(|r| matches!(reason(r), SkipReason::BadToken(_))));
 }
 
 #[test]
