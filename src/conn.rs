@@ -361,6 +361,8 @@ fn drive(
     let mut last_report = Instant::now();
     let mut pushed = false;
     let mut input_idle_since: Option<Instant> = None;
+    // As connected: careful mode can end on this connection, not start.
+    let mut send_buffer = state.send_buffer(link.send_buffer);
     loop {
         pull_input(state, input, cancel);
         // Write until the socket would block or there is nothing to write.
@@ -383,6 +385,11 @@ fn drive(
                     }
                     if n == len {
                         pull_input(state, input, cancel);
+                        if let Some(size) = state.send_buffer(link.send_buffer).filter(|&s| Some(s) != send_buffer) {
+                            // Careful mode is over: the full buffer again.
+                            let _ = socket2::SockRef::from(conn.get_ref()).set_send_buffer_size(size);
+                            send_buffer = Some(size);
+                        }
                     }
                 }
                 Err(e) if would_block(&e) => {

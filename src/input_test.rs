@@ -60,6 +60,7 @@ fn plain_lines_blank_comments_crlf() {
 fn the_common_line_is_told_by_its_break() {
     assert_eq!(token_line(format!("{A}\n{B}").as_bytes()), Some((tok(A), 65)));
     assert_eq!(token_line(format!("{A}\r\n").as_bytes()), Some((tok(A), 66)));
+    assert_eq!(token_line(format!("{}\n", A.to_uppercase()).as_bytes()), Some((tok(A), 65)));
     for not in [A.to_owned(), format!("{A}\r"), format!("{A} \n"), format!("{}g\n", &A[..63])] {
         assert_eq!(token_line(not.as_bytes()), None, "{not:?}");
     }

@@ -78,9 +78,10 @@ pub struct SendConfig {
     pub window_bytes: usize,
     /// Notifications written before the shard confirms them (0 = only the window bounds it).
     pub confirm_every: u64,
-    /// After a rejection, write smaller batches over a smaller send buffer
-    /// until this many notifications are accepted (0 = never), so that
-    /// rejections close together throw less away.
+    /// When two rejections come within this many notifications of each
+    /// other, write smaller batches over a smaller send buffer for as many
+    /// again (0 = never), so that rejections close together throw less away
+    /// (see [`crate::shard::ShardState::careful`]).
     pub careful_frames: u64,
     /// Bytes per write.
     pub batch_bytes: usize,

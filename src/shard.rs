@@ -96,8 +96,8 @@ pub struct Limits {
     pub window_bytes: usize,
     /// Notifications written before the shard confirms them (0 = no limit).
     pub confirm_every: u64,
-    /// Notifications the gateway must accept after a rejection before the
-    /// shard writes full batches again (0: never careful; see [`ShardState::careful`]).
+    /// Rejections this close (in notifications written) make the shard
+    /// careful for as long again (0: never; see [`ShardState::careful`]).
     pub careful_frames: u64,
 }
 
@@ -160,8 +160,10 @@ pub struct ShardState {
     /// In recovery: at most this many frames per window.
     chunk: Option<usize>,
     strikes: u32,
-    /// Acceptances still needed to leave careful mode.
-    careful_left: u64,
+    /// Notifications written since the last rejection (`u64::MAX`: none yet).
+    since_rejection: u64,
+    /// Notifications written between the last two rejections (`u64::MAX`: fewer than two).
+    rejection_gap: u64,
     /// Notifications that reached a final state (progress, for the driver's give-up rule).
     settled: u64,
     outcomes: Vec<Outcome>,
@@ -204,7 +206,8 @@ impl ShardState {
             confirm_requested: false,
             chunk: None,
             strikes: 0,
-            careful_left: 0,
+            since_rejection: u64::MAX,
+            rejection_gap: u64::MAX,
             settled: 0,
             outcomes: Vec::new(),
             settled_lines: Vec::new(),
@@ -327,6 +330,7 @@ impl ShardState {
         while self.frame_ends.get(self.batch_written).is_some_and(|&end| end <= self.pos) {
             let item = &mut self.items[self.batch_first + self.batch_written];
             self.report.frames_written += 1;
+            self.since_rejection = self.since_rejection.saturating_add(1);
             if item.written {
                 self.report.resent += 1;
             }
@@ -393,28 +397,30 @@ impl ShardState {
         }
     }
 
-    /// Whether a rejection came recently: fewer than
-    /// [`Limits::careful_frames`] notifications accepted since. A careful
-    /// shard writes smaller batches and connects with a smaller send buffer
-    /// ([`ShardState::send_buffer`]), so that the next rejection throws away
-    /// less: at 0.1% invalid tokens that cut the frames resent per rejection
-    /// from about 740 to 470 (amplification 1.74 to 1.47), at some cost in
-    /// rate, since small writes cost more CPU per byte. A clean list is
-    /// never careful and keeps the larger writes (see BENCHMARKS.md).
+    /// Whether rejections are coming close together: the last two were
+    /// fewer than [`Limits::careful_frames`] notifications apart, and the last
+    /// was fewer than that ago. A careful shard writes smaller batches
+    /// ([`ShardState::batch_bytes`]) over a smaller send buffer
+    /// ([`ShardState::send_buffer`]), so that the next rejection throws less
+    /// away: at 0.1% invalid tokens that resends about 40% less at the same
+    /// rate (see BENCHMARKS.md). Small writes cost CPU per byte, so a clean
+    /// list, or one whose rejections are far apart, is never careful: one
+    /// rejection alone says little about the next.
     pub fn careful(&self) -> bool {
-        self.careful_left > 0
+        let n = self.limits.careful_frames;
+        self.rejection_gap < n && self.since_rejection < n
     }
 
-    /// Bytes per write: a quarter of the configured batch while careful,
-    /// down to one TLS record.
+    /// Bytes per write: while careful, a quarter of the configured batch but
+    /// not below one TLS record (nor above the configured batch).
     fn batch_bytes(&self) -> usize {
         let b = self.limits.batch_bytes;
         if self.careful() { (b / 4).max(MIN_CAREFUL_BATCH).min(b) } else { b }
     }
 
-    /// The send buffer for the next connection, given the configured one
-    /// (`None`: the kernel's autotuning, left alone): halved while careful,
-    /// down to [`MIN_CAREFUL_SEND_BUFFER`].
+    /// The send buffer to use now, given the configured one (`None`: the
+    /// kernel's autotuning, left alone): while careful, half of it but not
+    /// below [`MIN_CAREFUL_SEND_BUFFER`] (nor above the configured size).
     pub fn send_buffer(&self, configured: Option<usize>) -> Option<usize> {
         configured.map(|b| if self.careful() { (b / 2).max(MIN_CAREFUL_SEND_BUFFER).min(b) } else { b })
     }
@@ -472,7 +478,8 @@ impl ShardState {
                 self.settle(item, State::Rejected, Some(resp.status), resp.status.reason().to_owned());
                 self.rewind(0);
                 self.grow_chunk();
-                self.careful_left = self.limits.careful_frames;
+                self.rejection_gap = self.since_rejection;
+                self.since_rejection = 0;
             }
             _ => return self.unexpected(resp),
         }
@@ -549,7 +556,6 @@ impl ShardState {
             }
         }
         self.settled += n as u64;
-        self.careful_left = self.careful_left.saturating_sub(n as u64);
         if n > 0 {
             self.strikes = 0;
         }

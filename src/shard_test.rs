@@ -344,54 +344,94 @@ fn write_batch(s: &mut ShardState) -> Vec<(u32, Option<u64>)> {
     frames(&bytes)
 }
 
+/// Writes the first `n` frames of the next batch; returns the batch's frames.
+fn write_part(s: &mut ShardState, n: usize) -> Vec<(u32, Option<u64>)> {
+    let bytes = s.pending_bytes().to_vec();
+    s.wrote(n * Command::Items.frame_len(2));
+    frames(&bytes)
+}
+
+/// Two rejections `gap` notifications apart.
+fn reject_twice(s: &mut ShardState, gap: usize) {
+    s.on_connected();
+    let f = write_batch(s);
+    s.on_response(resp(8, f[0].0));
+    assert!(!s.careful(), "one rejection alone says little about the next");
+    s.on_connected();
+    let f = write_part(s, gap);
+    s.on_response(resp(8, f[0].0));
+}
+
 #[test]
-fn a_rejection_makes_writes_smaller_until_enough_are_accepted() {
+fn careful_writes_are_a_quarter_batch_over_half_the_send_buffer() {
+    let frame = Command::Items.frame_len(2);
+    // (configured batch, careful batch): a quarter, not below one TLS record
+    // nor above the configured batch (the strict style writes one frame).
+    for (batch, careful) in
+        [(64 << 10, 16usize << 10), (32 << 10, 16 << 10), (16 << 10, 16 << 10), (8 << 10, 8 << 10), (1, 1)]
+    {
+        let mut s = ShardState::new(0, spec(), Limits { batch_bytes: batch, ..limits() });
+        s.push((1..=5_000).map(item));
+        s.finish_input();
+        assert_eq!(s.send_buffer(Some(64 << 10)), Some(64 << 10));
+        reject_twice(&mut s, 1);
+        assert!(s.careful());
+        // Half the send buffer, not below 32 KiB nor above the configured size;
+        // the kernel's autotuning is left alone.
+        for (configured, want) in [
+            (Some(64 << 10), Some(32 << 10)),
+            (Some(48 << 10), Some(32 << 10)),
+            (Some(16 << 10), Some(16 << 10)),
+            (None, None),
+        ] {
+            assert_eq!(s.send_buffer(configured), want);
+        }
+        s.on_connected();
+        assert_eq!(write_batch(&mut s).len(), careful.div_ceil(frame), "careful batch for {batch}");
+    }
+}
+
+#[test]
+fn careful_while_rejections_come_closer_than_careful_frames() {
     let frame = Command::Items.frame_len(2);
     let (big, small) = ((64usize << 10).div_ceil(frame), (16usize << 10).div_ceil(frame));
-    let mut s = shard(20_000);
-    s.on_connected();
+    assert!(small < 300 && 2 * small > 300, "the test's arithmetic");
+    let limits = Limits { careful_frames: 300, ..limits() };
+
+    // 300 apart: not close enough.
+    let mut s = ShardState::new(0, spec(), limits);
+    s.push((1..=20_000).map(item));
+    reject_twice(&mut s, 300);
     assert!(!s.careful());
-    assert_eq!(s.send_buffer(Some(64 << 10)), Some(64 << 10));
-    let f = write_batch(&mut s);
-    assert_eq!(f.len(), big, "a full 64 KiB batch");
-
-    // A rejection early in the batch: careful, with a quarter of the batch
-    // and half the send buffer, never below one TLS record and 32 KiB.
-    s.on_response(resp(8, f[9].0));
-    assert!(s.careful());
-    assert_eq!(s.send_buffer(Some(64 << 10)), Some(32 << 10));
-    assert_eq!(s.send_buffer(Some(32 << 10)), Some(32 << 10));
-    assert_eq!(s.send_buffer(Some(16 << 10)), Some(16 << 10));
-    assert_eq!(s.send_buffer(None), None, "the kernel's autotuning is left alone");
     s.on_connected();
-    let f = write_batch(&mut s);
-    assert_eq!(f.len(), small, "a 16 KiB batch");
+    assert_eq!(write_batch(&mut s).len(), big);
 
-    // Another rejection a few hundred in: still careful.
-    let f2 = write_batch(&mut s);
-    s.on_response(resp(8, f2[100].0));
+    // 299 apart: careful for 300 written after the second.
+    let mut s = ShardState::new(0, spec(), limits);
+    s.push((1..=20_000).map(item));
+    reject_twice(&mut s, 299);
     assert!(s.careful());
     s.on_connected();
     assert_eq!(write_batch(&mut s).len(), small);
-
-    // Thousands accepted since: back to full batches.
-    let rest = drain(&mut s);
-    assert_eq!(s.on_response(resp(8, sentinel_of(&rest))), ConnEnd::Confirmed);
+    assert!(s.careful(), "{small} of 300 written");
+    // Sized while careful, this batch takes the count past 300.
+    assert_eq!(write_batch(&mut s).len(), small);
     assert!(!s.careful());
     assert_eq!(s.send_buffer(Some(64 << 10)), Some(64 << 10));
-    s.push((20_001..=21_000).map(item));
-    s.on_connected();
     let f = write_batch(&mut s);
-    assert_eq!(f.len(), 1001, "the whole queue and its sentinel fit one 64 KiB batch");
+    assert_eq!(f.len(), big);
+    // A rejection long after the last: still not careful.
+    s.on_response(resp(8, f[0].0));
+    assert!(!s.careful());
 }
 
 #[test]
 fn a_clean_run_is_never_careful() {
-    let mut s = shard(50_000);
+    let mut s = shard(10);
     s.on_connected();
     let f = drain(&mut s);
+    // The confirmation's sentinel is rejected by design: no reason for care.
     assert_eq!(s.on_response(resp(8, sentinel_of(&f))), ConnEnd::Confirmed);
     assert!(!s.careful());
-    // Confirmation sentinels are rejected by design: that is no reason for care.
-    assert_eq!(s.report().accepted, 50_000);
+    assert_eq!(s.report().accepted, 10);
 }

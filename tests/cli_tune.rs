@@ -119,6 +119,8 @@ fn tune_against_a_given_gateway_sends_only_when_confirmed() {
         "1",
         "--max-backoff",
         "0.2",
+        "--careful-frames",
+        "100",
     ];
 
     let refused = run(&base, None);
@@ -134,6 +136,8 @@ fn tune_against_a_given_gateway_sends_only_when_confirmed() {
     let r = run(&confirmed, None);
     assert_eq!(r.code, 0, "{r:#?}");
     assert!(r.stderr.contains("real notifications"), "the warning is printed with --yes too: {}", r.stderr);
+    let recommended = r.stdout.lines().find(|l| l.starts_with("recommended: ")).expect("a recommendation");
+    assert!(recommended.contains(" --careful-frames 100"), "settings off their defaults are repeated: {recommended}");
     let rows = read_rows(&json);
     assert_eq!(rows.len(), 4, "Nagle on/off, pipelined and strict, at 1 shard");
     for row in &rows {

@@ -158,9 +158,10 @@ pub struct TuningArgs {
     /// Confirm after every N notifications as well (0: only the window decides)
     #[arg(long, value_name = "N", default_value_t = defaults().confirm_every)]
     pub confirm_every: u64,
-    /// After a rejection, write quarter-size batches over a half-size send
-    /// buffer until N notifications are accepted (0: never), so that invalid
-    /// tokens close together cost less resending
+    /// When two rejections come within N notifications of each other, write
+    /// the next N in quarter-size batches (at least 16K) over a half-size send
+    /// buffer (at least 32K; an autotuned one is left alone), so that invalid
+    /// tokens close together cost less resending; 0: never
     #[arg(long, value_name = "N", default_value_t = defaults().careful_frames)]
     pub careful_frames: u64,
     /// Bytes per write; K, M and G suffixes allowed

@@ -125,6 +125,9 @@ pub(super) fn send_flags(row: &Row, tuning: &TuningArgs) -> String {
     if tuning.confirm_every != d.confirm_every {
         let _ = write!(s, " --confirm-every {}", tuning.confirm_every);
     }
+    if tuning.careful_frames != d.careful_frames {
+        let _ = write!(s, " --careful-frames {}", tuning.careful_frames);
+    }
     s
 }
 
