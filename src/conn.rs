@@ -400,6 +400,7 @@ fn drive(
                 Err(e) => {
                     // The gateway has gone; an error response may still be queued.
                     log::debug!("shard {}: write failed: {e}", state.report().shard);
+                    state.write_failed();
                     return read_answer(conn, state, &mut read_buf).unwrap_or_else(|| state.on_close());
                 }
             }

@@ -339,6 +339,18 @@ impl ShardState {
         }
     }
 
+    /// A write failed for good. OpenSSL may have sent any prefix of what it
+    /// was offered: a retried call can finish a record left pending, fail on
+    /// the next, and report nothing. So the whole batch counts as written:
+    /// the gateway may name any of it, and after a silent close all of it is
+    /// in doubt.
+    pub fn write_failed(&mut self) {
+        let rest = self.out.len() - self.pos;
+        if rest > 0 {
+            self.wrote(rest);
+        }
+    }
+
     /// Notifications in flight whose every byte was written on this connection:
     /// the only ones the gateway can have seen.
     fn written_on_connection(&self) -> usize {

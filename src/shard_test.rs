@@ -323,6 +323,38 @@ fn only_what_was_written_is_in_doubt_after_a_silent_close() {
     assert_eq!((r.accepted, r.possibly_duplicated, r.resent, r.frames_written), (10, 3, 3, 13));
 }
 
+/// A shard of ten notifications whose first write (all ten and the
+/// sentinel) failed after OpenSSL reported nothing.
+fn failed_write() -> (ShardState, Vec<(u32, Option<u64>)>) {
+    let mut s = shard(10);
+    s.on_connected();
+    let f = frames(s.pending_bytes());
+    assert_eq!(f.len(), 11);
+    s.write_failed();
+    (s, f)
+}
+
+#[test]
+fn after_a_failed_write_the_gateway_may_name_any_frame_offered() {
+    let (mut s, f) = failed_write();
+    assert!(matches!(s.on_response(resp(8, f[6].0)), ConnEnd::Answered(_)));
+    let r = s.report();
+    assert_eq!((r.accepted, r.rejected_total(), r.possibly_duplicated), (6, 1, 0));
+}
+
+#[test]
+fn after_a_failed_write_a_silent_close_leaves_every_frame_offered_in_doubt() {
+    let (mut s, _) = failed_write();
+    s.on_close();
+    while s.has_work() {
+        s.on_connected();
+        let f = drain(&mut s);
+        s.on_response(resp(8, sentinel_of(&f)));
+    }
+    let r = s.report();
+    assert_eq!((r.accepted, r.possibly_duplicated), (10, 10));
+}
+
 #[test]
 fn confirm_now_closes_the_window_early() {
     let mut s = ShardState::new(0, spec(), limits());
