@@ -377,8 +377,14 @@ impl ShardState {
             return;
         }
         let batch_bytes = self.batch_bytes();
-        while self.out.len() < batch_bytes && !self.window_full() && !self.cancelled {
+        while !self.window_full() && !self.cancelled {
             let Some(item) = self.items.get(self.in_flight) else { break };
+            // A batch stays within its size (a frame larger than it goes
+            // alone): one byte over would cost a TLS record and a send of its own.
+            let len = self.spec.command.frame_len(item.payload.as_deref().map_or(self.spec.payload.len(), <[u8]>::len));
+            if !self.out.is_empty() && self.out.len() + len > batch_bytes {
+                break;
+            }
             let id = self.next_id;
             self.next_id = self.next_id.wrapping_add(1);
             let before = self.out.len();
