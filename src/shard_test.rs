@@ -408,11 +408,11 @@ fn careful_writes_are_a_quarter_batch_over_half_the_send_buffer() {
         assert_eq!(s.send_buffer(Some(64 << 10)), Some(64 << 10));
         reject_twice(&mut s, 1);
         assert!(s.careful());
-        // Half the send buffer, not below 32 KiB nor above the configured size;
-        // the kernel's autotuning is left alone.
+        // A quarter of the send buffer, not below 24 KiB nor above the
+        // configured size; the kernel's autotuning is left alone.
         for (configured, want) in [
-            (Some(64 << 10), Some(32 << 10)),
-            (Some(48 << 10), Some(32 << 10)),
+            (Some(4 << 20), Some(1 << 20)),
+            (Some(64 << 10), Some(24 << 10)),
             (Some(16 << 10), Some(16 << 10)),
             (None, None),
         ] {
