@@ -363,6 +363,9 @@ fn drive(
     let mut input_idle_since: Option<Instant> = None;
     // As connected: careful mode can end on this connection, not start.
     let mut send_buffer = state.send_buffer(link.send_buffer);
+    // OpenSSL holds a record of the pending bytes that it could not finish
+    // sending (see `ShardState::write_failed`).
+    let mut record_held = false;
     loop {
         pull_input(state, input, cancel);
         // Write until the socket would block or there is nothing to write.
@@ -375,6 +378,7 @@ fn drive(
             let len = bytes.len();
             match conn.write(bytes) {
                 Ok(n) => {
+                    record_held = false;
                     state.wrote(n);
                     last_progress = Instant::now();
                     // Check for an answer once per batch (or per frame in the strict style).
@@ -393,14 +397,17 @@ fn drive(
                     }
                 }
                 Err(e) if would_block(&e) => {
+                    record_held = true;
                     blocked = true;
                     break;
                 }
-                Err(e) if interrupted(&e) => {}
+                Err(e) if interrupted(&e) => record_held = true,
                 Err(e) => {
                     // The gateway has gone; an error response may still be queued.
                     log::debug!("shard {}: write failed: {e}", state.report().shard);
-                    state.write_failed();
+                    if record_held {
+                        state.write_failed();
+                    }
                     return read_answer(conn, state, &mut read_buf).unwrap_or_else(|| state.on_close());
                 }
             }

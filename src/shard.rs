@@ -45,8 +45,10 @@ pub const MAX_STRIKES: u32 = 3;
 /// from the splitter holds more).
 const QUEUE_LIMIT: usize = 4096;
 
+/// The largest TLS record's payload.
+const TLS_RECORD: usize = 16 << 10;
 /// The smallest careful batch: one full TLS record.
-const MIN_CAREFUL_BATCH: usize = 16 << 10;
+const MIN_CAREFUL_BATCH: usize = TLS_RECORD;
 /// The smallest careful send buffer: room for one careful batch and half
 /// the next (the kernel doubles it for its own bookkeeping). At 16 KiB the
 /// pipe ran dry between writes and the rate fell by a third; at 32 KiB
@@ -341,15 +343,18 @@ impl ShardState {
         }
     }
 
-    /// A write failed for good. OpenSSL may have sent any prefix of what it
-    /// was offered: a retried call can finish a record left pending, fail on
-    /// the next, and report nothing. So the whole batch counts as written:
-    /// the gateway may name any of it, and after a silent close all of it is
-    /// in doubt.
+    /// A retried write failed for good: the call that would have blocked
+    /// left OpenSSL holding a record of these bytes, and the retry may have
+    /// sent that record whole before failing on the next, reporting nothing.
+    /// So the record's bytes (at most [`TLS_RECORD`] from the first unwritten
+    /// one) count as written: the gateway may name any of their notifications,
+    /// and after a silent close they are in doubt. (A first attempt that
+    /// fails has sent no whole record: in partial-write mode, which the
+    /// `openssl` crate's connector sets, OpenSSL returns after each record.)
     pub fn write_failed(&mut self) {
-        let rest = self.out.len() - self.pos;
-        if rest > 0 {
-            self.wrote(rest);
+        let end = self.out.len().min(self.pos + TLS_RECORD);
+        if end > self.pos {
+            self.wrote(end - self.pos);
         }
     }
 

@@ -323,8 +323,8 @@ fn only_what_was_written_is_in_doubt_after_a_silent_close() {
     assert_eq!((r.accepted, r.possibly_duplicated, r.resent, r.frames_written), (10, 3, 3, 13));
 }
 
-/// A shard of ten notifications whose first write (all ten and the
-/// sentinel) failed after OpenSSL reported nothing.
+/// A shard of ten notifications whose retried write (all ten and the
+/// sentinel, one record) failed after OpenSSL reported nothing.
 fn failed_write() -> (ShardState, Vec<(u32, Option<u64>)>) {
     let mut s = shard(10);
     s.on_connected();
@@ -353,6 +353,27 @@ fn after_a_failed_write_a_silent_close_leaves_every_frame_offered_in_doubt() {
     }
     let r = s.report();
     assert_eq!((r.accepted, r.possibly_duplicated), (10, 10));
+}
+
+#[test]
+fn a_failed_write_puts_at_most_one_record_in_doubt() {
+    let frame = Command::Items.frame_len(2);
+    let mut s = shard(2_000);
+    s.on_connected();
+    assert!(s.pending_bytes().len() > 3 * TLS_RECORD);
+    s.wrote(10 * frame + 7); // ten frames and part of the eleventh
+    s.write_failed();
+    // The frames whose last byte lies within the record OpenSSL held.
+    let through = (10 * frame + 7 + TLS_RECORD) / frame;
+    assert_eq!(s.report().frames_written, through as u64);
+    s.on_close();
+    while s.has_work() {
+        s.on_connected();
+        let f = drain(&mut s);
+        s.on_response(resp(8, sentinel_of(&f)));
+    }
+    let r = s.report();
+    assert_eq!((r.accepted, r.possibly_duplicated), (2_000, through as u64));
 }
 
 #[test]
@@ -395,7 +416,7 @@ fn reject_twice(s: &mut ShardState, gap: usize) {
 }
 
 #[test]
-fn careful_writes_are_a_quarter_batch_over_half_the_send_buffer() {
+fn careful_writes_are_a_quarter_batch_over_a_quarter_of_the_send_buffer() {
     let frame = Command::Items.frame_len(2);
     // (configured batch, careful batch): a quarter, not below one TLS record
     // nor above the configured batch (the strict style writes one frame).
