@@ -427,8 +427,8 @@ impl ShardState {
     /// was fewer than that ago. A careful shard writes smaller batches
     /// ([`ShardState::batch_bytes`]) over a smaller send buffer
     /// ([`ShardState::send_buffer`]), so that the next rejection throws less
-    /// away: at 0.1% invalid tokens that resends about 40% less at the same
-    /// rate (see BENCHMARKS.md). Small writes cost CPU per byte, so a clean
+    /// away: at 0.1% invalid tokens that resends about 40% less, for 5-10%
+    /// of the rate (see BENCHMARKS.md). Small writes cost CPU per byte, so a clean
     /// list, or one whose rejections are far apart, is never careful: one
     /// rejection alone says little about the next.
     pub fn careful(&self) -> bool {
