@@ -47,13 +47,15 @@ const QUEUE_LIMIT: usize = 4096;
 
 /// The largest TLS record's payload.
 const TLS_RECORD: usize = 16 << 10;
-/// The smallest careful batch: one full TLS record.
-const MIN_CAREFUL_BATCH: usize = TLS_RECORD;
-/// The smallest careful send buffer: room for one careful batch and half
-/// the next (the kernel doubles it for its own bookkeeping). At 16 KiB the
-/// pipe ran dry between writes and the rate fell by a third; at 32 KiB
-/// amplification at 0.1% invalid tokens stayed at 1.6 (24 KiB: 1.45).
-const MIN_CAREFUL_SEND_BUFFER: usize = 24 << 10;
+/// The smallest careful batch.
+const MIN_CAREFUL_BATCH: usize = 4 << 10;
+/// The smallest careful send buffer: room for two careful batches of the
+/// default size (the kernel doubles it for its own bookkeeping). With 16 KiB
+/// batches a 16 KiB buffer let the pipe run dry between writes and cost a
+/// third of the rate; with 8 KiB batches it costs nothing measurable. At
+/// 0.1% invalid tokens, 16 KiB batches over 24 KiB gave amplification 1.49,
+/// 8 KiB over 16 KiB 1.39, and 4 KiB over 12 KiB 1.36 (see BENCHMARKS.md).
+const MIN_CAREFUL_SEND_BUFFER: usize = 16 << 10;
 
 /// A notification on its way through a shard.
 #[derive(Debug, Clone)]
@@ -427,8 +429,8 @@ impl ShardState {
     /// was fewer than that ago. A careful shard writes smaller batches
     /// ([`ShardState::batch_bytes`]) over a smaller send buffer
     /// ([`ShardState::send_buffer`]), so that the next rejection throws less
-    /// away: at 0.1% invalid tokens that resends about 40% less, for 5-10%
-    /// of the rate (see BENCHMARKS.md). Small writes cost CPU per byte, so a clean
+    /// away: at 0.1% invalid tokens that resends about half as much, at no
+    /// measurable cost in rate (see BENCHMARKS.md). Small writes cost CPU per byte, so a clean
     /// list, or one whose rejections are far apart, is never careful: one
     /// rejection alone says little about the next.
     pub fn careful(&self) -> bool {
@@ -436,11 +438,11 @@ impl ShardState {
         self.rejection_gap < n && self.since_rejection < n
     }
 
-    /// Bytes per write: while careful, a quarter of the configured batch but
-    /// not below one TLS record (nor above the configured batch).
+    /// Bytes per write: while careful, an eighth of the configured batch but
+    /// not below [`MIN_CAREFUL_BATCH`] (nor above the configured batch).
     fn batch_bytes(&self) -> usize {
         let b = self.limits.batch_bytes;
-        if self.careful() { (b / 4).max(MIN_CAREFUL_BATCH).min(b) } else { b }
+        if self.careful() { (b / 8).max(MIN_CAREFUL_BATCH).min(b) } else { b }
     }
 
     /// The send buffer to use now, given the configured one (`None`: the

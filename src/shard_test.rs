@@ -411,25 +411,32 @@ fn reject_twice(s: &mut ShardState, gap: usize) {
 }
 
 #[test]
-fn careful_writes_are_a_quarter_batch_over_a_quarter_of_the_send_buffer() {
+fn careful_writes_are_an_eighth_batch_over_a_quarter_of_the_send_buffer() {
     let frame = Command::Items.frame_len(2);
-    // (configured batch, careful batch): a quarter, not below one TLS record
-    // nor above the configured batch (the strict style writes one frame).
-    for (batch, careful) in
-        [(64 << 10, 16usize << 10), (32 << 10, 16 << 10), (16 << 10, 16 << 10), (8 << 10, 8 << 10), (1, 1)]
-    {
+    // (configured batch, careful batch): an eighth, not below 4 KiB nor
+    // above the configured batch (the strict style writes one frame).
+    for (batch, careful) in [
+        (1 << 20, 128usize << 10),
+        (64 << 10, 8 << 10),
+        (32 << 10, 4 << 10),
+        (16 << 10, 4 << 10),
+        (4 << 10, 4 << 10),
+        (2 << 10, 2 << 10),
+        (1, 1),
+    ] {
         let mut s = ShardState::new(0, spec(), Limits { batch_bytes: batch, ..limits() });
         s.push((1..=5_000).map(item));
         s.finish_input();
         assert_eq!(s.send_buffer(Some(64 << 10)), Some(64 << 10));
         reject_twice(&mut s, 1);
         assert!(s.careful());
-        // A quarter of the send buffer, not below 24 KiB nor above the
+        // A quarter of the send buffer, not below 16 KiB nor above the
         // configured size; the kernel's autotuning is left alone.
         for (configured, want) in [
             (Some(4 << 20), Some(1 << 20)),
-            (Some(64 << 10), Some(24 << 10)),
-            (Some(16 << 10), Some(16 << 10)),
+            (Some(64 << 10), Some(16 << 10)),
+            (Some(32 << 10), Some(16 << 10)),
+            (Some(8 << 10), Some(8 << 10)),
             (None, None),
         ] {
             assert_eq!(s.send_buffer(configured), want);
@@ -442,27 +449,27 @@ fn careful_writes_are_a_quarter_batch_over_a_quarter_of_the_send_buffer() {
 #[test]
 fn careful_while_rejections_come_closer_than_careful_frames() {
     let frame = Command::Items.frame_len(2);
-    let (big, small) = ((64usize << 10) / frame, (16usize << 10) / frame);
-    assert!(small < 300 && 2 * small > 300, "the test's arithmetic");
-    let limits = Limits { careful_frames: 300, ..limits() };
+    let (big, small) = ((64usize << 10) / frame, (8usize << 10) / frame);
+    assert!(small < 200 && 2 * small > 200, "the test's arithmetic");
+    let limits = Limits { careful_frames: 200, ..limits() };
 
-    // 300 apart: not close enough.
+    // 200 apart: not close enough.
     let mut s = ShardState::new(0, spec(), limits);
     s.push((1..=20_000).map(item));
-    reject_twice(&mut s, 300);
+    reject_twice(&mut s, 200);
     assert!(!s.careful());
     s.on_connected();
     assert_eq!(write_batch(&mut s).len(), big);
 
-    // 299 apart: careful for 300 written after the second.
+    // 199 apart: careful for 200 written after the second.
     let mut s = ShardState::new(0, spec(), limits);
     s.push((1..=20_000).map(item));
-    reject_twice(&mut s, 299);
+    reject_twice(&mut s, 199);
     assert!(s.careful());
     s.on_connected();
     assert_eq!(write_batch(&mut s).len(), small);
-    assert!(s.careful(), "{small} of 300 written");
-    // Sized while careful, this batch takes the count past 300.
+    assert!(s.careful(), "{small} of 200 written");
+    // Sized while careful, this batch takes the count past 200.
     assert_eq!(write_batch(&mut s).len(), small);
     assert!(!s.careful());
     assert_eq!(s.send_buffer(Some(64 << 10)), Some(64 << 10));

@@ -159,8 +159,8 @@ pub struct TuningArgs {
     #[arg(long, value_name = "N", default_value_t = defaults().confirm_every)]
     pub confirm_every: u64,
     /// When two rejections come within N notifications of each other, write
-    /// the next N in quarter-size batches (at least 16K) over a quarter-size
-    /// send buffer (at least 24K; an autotuned one is left alone), so that invalid
+    /// the next N in eighth-size batches (at least 4K) over a quarter-size
+    /// send buffer (at least 16K; an autotuned one is left alone), so that invalid
     /// tokens close together cost less resending; 0: never
     #[arg(long, value_name = "N", default_value_t = defaults().careful_frames)]
     pub careful_frames: u64,
