@@ -13,12 +13,12 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use mio::net::TcpStream;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 use native_tls::{HandshakeError, TlsConnector, TlsStream};
 
 use crate::frame::Command;
@@ -27,7 +27,7 @@ use crate::shard::{ConnEnd, Item, ShardState};
 
 const SOCKET: Token = Token(0);
 /// The token of the waker the splitter uses to say "input arrived".
-pub(crate) const WAKE: Token = Token(1);
+const WAKE: Token = Token(1);
 /// The longest a shard waits without looking at the cancel flag.
 const TICK: Duration = Duration::from_millis(100);
 /// How long notifications stay in flight unconfirmed while the input is stalled.
@@ -87,6 +87,51 @@ enum ConnectError {
 
 type Conn = TlsStream<TcpStream>;
 
+/// How the splitter tells a connected shard that input arrived. The shard
+/// says it is listening just before it polls with nothing to write; the
+/// splitter wakes it only then. A shard that is busy writing, or waiting
+/// for the socket or the gateway, looks at its channel when that wait ends,
+/// so waking it would cost a system call per batch for nothing.
+#[derive(Debug)]
+pub(crate) struct Doorbell {
+    waker: Waker,
+    listening: AtomicBool,
+}
+
+impl Doorbell {
+    /// A doorbell that wakes `poll`.
+    pub(crate) fn new(poll: &Poll) -> io::Result<Doorbell> {
+        Ok(Doorbell { waker: Waker::new(poll.registry(), WAKE)?, listening: AtomicBool::new(false) })
+    }
+
+    /// The splitter queued a batch for the shard: wake it if it listens.
+    pub(crate) fn ring(&self) {
+        // Pairs with the fence in `listen`: either the shard's look at its
+        // channel finds the batch, or this finds the shard listening.
+        fence(Ordering::SeqCst);
+        if self.listening.swap(false, Ordering::Relaxed) {
+            let _ = self.waker.wake();
+        }
+    }
+
+    /// Wake the shard whatever it is doing (the input has ended).
+    pub(crate) fn wake(&self) {
+        let _ = self.waker.wake();
+    }
+
+    /// The shard is about to poll for input; it looks at its channel once
+    /// more after this, before it sleeps.
+    fn listen(&self) {
+        self.listening.store(true, Ordering::Relaxed);
+        fence(Ordering::SeqCst);
+    }
+
+    /// The shard is awake and looks at its channel before it polls again.
+    fn stop_listening(&self) {
+        self.listening.store(false, Ordering::Relaxed);
+    }
+}
+
 fn would_block(e: &io::Error) -> bool {
     e.kind() == io::ErrorKind::WouldBlock
 }
@@ -99,7 +144,7 @@ fn interrupted(e: &io::Error) -> bool {
 pub(crate) fn run_shard(
     mut state: ShardState,
     link: &Link,
-    input: Receiver<Vec<Item>>,
+    inbox: Inbox<'_>,
     mut poll: Poll,
     events: Sender<Event>,
     cancel: &AtomicBool,
@@ -115,12 +160,12 @@ pub(crate) fn run_shard(
     let fruitless_cap = link.max_failures.saturating_mul(4);
     let mut last_failure = String::new();
     loop {
-        pull_input(&mut state, &input, cancel);
+        inbox.pull(&mut state, cancel);
         if !state.has_work() {
             break;
         }
         if state.queued() == 0 && state.in_flight() == 0 {
-            wait_for_input(&mut state, &input);
+            inbox.wait(&mut state);
             continue;
         }
         let answered = state.answered();
@@ -133,7 +178,7 @@ pub(crate) fn run_shard(
                 failed_connects = 0;
                 state.on_connected();
                 let before = state.report().frames_written;
-                let end = drive(&mut conn, &mut state, link, &mut poll, &input, &events, cancel);
+                let end = drive(&mut conn, &mut state, link, &mut poll, &inbox, &events, cancel);
                 let wrote = state.report().frames_written - before;
                 close(conn, &mut poll, end);
                 log::debug!("shard {shard}: connection ended {end:?}, queued {}", state.queued());
@@ -220,27 +265,38 @@ fn flush_outcomes(state: &mut ShardState, events: &Sender<Event>) {
     }
 }
 
-/// Moves whatever input is ready into the shard, without blocking.
-fn pull_input(state: &mut ShardState, input: &Receiver<Vec<Item>>, cancel: &AtomicBool) {
-    if cancel.load(Ordering::Relaxed) && !state.is_cancelled() {
-        state.cancel();
-    }
-    while state.wants_input() {
-        match input.try_recv() {
-            Ok(batch) => state.push(batch),
-            Err(TryRecvError::Empty) => break,
-            Err(TryRecvError::Disconnected) => state.finish_input(),
-        }
-    }
+/// A shard's input: batches from the splitter, and the doorbell it rings.
+pub(crate) struct Inbox<'a> {
+    /// Batches of notifications, in input order; disconnected when the input ends.
+    pub(crate) batches: Receiver<Vec<Item>>,
+    /// Rung by the splitter after it queues a batch.
+    pub(crate) bell: &'a Doorbell,
 }
 
-/// Waits (with no connection open) for input: on the channel itself, not on
-/// the poller, since nothing but input can end this wait.
-fn wait_for_input(state: &mut ShardState, input: &Receiver<Vec<Item>>) {
-    match input.recv_timeout(TICK) {
-        Ok(batch) => state.push(batch),
-        Err(RecvTimeoutError::Timeout) => {}
-        Err(RecvTimeoutError::Disconnected) => state.finish_input(),
+impl Inbox<'_> {
+    /// Takes whatever batches are queued, up to the shard's appetite; notes
+    /// the end of the input and a cancel.
+    fn pull(&self, state: &mut ShardState, cancel: &AtomicBool) {
+        if cancel.load(Ordering::Relaxed) && !state.is_cancelled() {
+            state.cancel();
+        }
+        while state.wants_input() {
+            match self.batches.try_recv() {
+                Ok(batch) => state.push(batch),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => state.finish_input(),
+            }
+        }
+    }
+
+    /// Waits (with no connection open) for input: on the channel itself, not
+    /// on the poller, since nothing but input can end this wait.
+    fn wait(&self, state: &mut ShardState) {
+        match self.batches.recv_timeout(TICK) {
+            Ok(batch) => state.push(batch),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => state.finish_input(),
+        }
     }
 }
 
@@ -351,7 +407,7 @@ fn drive(
     state: &mut ShardState,
     link: &Link,
     poll: &mut Poll,
-    input: &Receiver<Vec<Item>>,
+    inbox: &Inbox,
     events: &Sender<Event>,
     cancel: &AtomicBool,
 ) -> ConnEnd {
@@ -367,7 +423,7 @@ fn drive(
     // sending (see `ShardState::write_failed`).
     let mut record_held = false;
     loop {
-        pull_input(state, input, cancel);
+        inbox.pull(state, cancel);
         // Write until the socket would block or there is nothing to write.
         let mut blocked = false;
         loop {
@@ -388,7 +444,7 @@ fn drive(
                         return end;
                     }
                     if n == len {
-                        pull_input(state, input, cancel);
+                        inbox.pull(state, cancel);
                         if let Some(size) = state.send_buffer(link.send_buffer).filter(|&s| Some(s) != send_buffer) {
                             // Careful mode is over: the full buffer again.
                             let _ = socket2::SockRef::from(conn.get_ref()).set_send_buffer_size(size);
@@ -448,9 +504,21 @@ fn drive(
             );
             return state.on_close();
         }
+        if !waiting_on_gateway {
+            // Nothing to write: waiting for input. Look once more after
+            // listening, so a batch queued just before is not slept through.
+            inbox.bell.listen();
+            let before = (state.queued(), state.wants_input());
+            inbox.pull(state, cancel);
+            if (state.queued(), state.wants_input()) != before {
+                continue;
+            }
+        }
         // Writable, readable, or woken by the splitter; bounded so cancel and
         // timeouts are noticed.
-        match poll.poll(&mut poll_events, Some(TICK)) {
+        let polled = poll.poll(&mut poll_events, Some(TICK));
+        inbox.bell.stop_listening();
+        match polled {
             Ok(()) => {}
             Err(e) if interrupted(&e) => {}
             Err(e) => {
@@ -636,5 +704,36 @@ impl Backoff {
             }
             std::thread::sleep(left.min(TICK));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether `poll` has a wake-up waiting (without sleeping).
+    fn woken(poll: &mut Poll) -> bool {
+        let mut events = Events::with_capacity(4);
+        poll.poll(&mut events, Some(Duration::ZERO)).expect("poll");
+        events.iter().any(|e| e.token() == WAKE)
+    }
+
+    #[test]
+    fn the_doorbell_wakes_a_shard_only_while_it_listens() {
+        let mut poll = Poll::new().expect("poll");
+        let bell = Doorbell::new(&poll).expect("doorbell");
+        bell.ring();
+        assert!(!woken(&mut poll), "a busy shard is not woken");
+        bell.listen();
+        bell.ring();
+        assert!(woken(&mut poll), "a listening shard is woken");
+        bell.ring();
+        assert!(!woken(&mut poll), "one wake-up per listen");
+        bell.listen();
+        bell.stop_listening();
+        bell.ring();
+        assert!(!woken(&mut poll), "a shard that woke up by itself is not woken again");
+        bell.wake();
+        assert!(woken(&mut poll), "the end of the input wakes every shard");
     }
 }

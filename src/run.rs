@@ -20,9 +20,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Select, Sender, TrySendError, bounded};
-use mio::{Poll, Waker};
+use mio::Poll;
 
-use crate::conn::{self, Event, Link, WAKE};
+use crate::conn::{self, Doorbell, Event, Inbox, Link};
 use crate::error::Error;
 use crate::frame::{Command, Priority};
 use crate::input::Record;
@@ -262,20 +262,20 @@ impl Blaster {
         let read = AtomicU64::new(0);
         let ticks = AtomicU64::new(0);
         let alive: Vec<AtomicBool> = (0..n).map(|_| AtomicBool::new(true)).collect();
-        // The wakers outlive every shard thread: closing an eventfd drops the
-        // wake-up it still holds for the shard's poller, so a splitter that
-        // wakes the shards and ends at once must not take them with it.
-        let (polls, wakers): (Vec<Poll>, Vec<Waker>) = (0..n)
+        // The doorbells outlive every shard thread: closing an eventfd drops
+        // the wake-up it still holds for the shard's poller, so a splitter
+        // that wakes the shards and ends at once must not take them with it.
+        let (polls, bells): (Vec<Poll>, Vec<Doorbell>) = (0..n)
             .map(|_| {
                 let poll = Poll::new().expect("the OS refused an epoll instance");
-                let waker = Waker::new(poll.registry(), WAKE).expect("the OS refused an eventfd");
-                (poll, waker)
+                let bell = Doorbell::new(&poll).expect("the OS refused an eventfd");
+                (poll, bell)
             })
             .unzip();
         thread::scope(|scope| {
             let mut senders = Vec::with_capacity(n);
             let mut leftovers = Vec::with_capacity(n);
-            for ((i, alive), poll) in alive.iter().enumerate().zip(polls) {
+            for (((i, alive), poll), bell) in alive.iter().enumerate().zip(polls).zip(&bells) {
                 let (tx, rx) = bounded::<Vec<Item>>(CHANNEL_BATCHES);
                 leftovers.push(rx.clone());
                 senders.push(tx);
@@ -283,7 +283,9 @@ impl Blaster {
                 let (link, events, cancel) = (&self.link, event_tx.clone(), &*self.cancel);
                 thread::Builder::new()
                     .name(format!("shard-{i}"))
-                    .spawn_scoped(scope, move || conn::run_shard(state, link, rx, poll, events, cancel, alive))
+                    .spawn_scoped(scope, move || {
+                        conn::run_shard(state, link, Inbox { batches: rx, bell }, poll, events, cancel, alive)
+                    })
                     .expect("the OS refused a thread");
             }
             let (stop_ticking, ticking) = bounded::<()>(0);
@@ -300,7 +302,7 @@ impl Blaster {
                 ticks,
                 _stop_ticking: stop_ticking,
                 senders,
-                wakers: &wakers,
+                bells: &bells,
                 alive: &alive,
                 events: event_tx.clone(),
                 cancel: &self.cancel,
@@ -368,7 +370,7 @@ struct Splitter<'a> {
     /// Dropped with the splitter, which stops the clock.
     _stop_ticking: Sender<()>,
     senders: Vec<Sender<Vec<Item>>>,
-    wakers: &'a [Waker],
+    bells: &'a [Doorbell],
     alive: &'a [AtomicBool],
     events: Sender<Event>,
     cancel: &'a AtomicBool,
@@ -442,8 +444,8 @@ impl Splitter<'_> {
         // The input has ended: close the channels and wake every shard, so
         // none waits for a tick to notice.
         self.senders.clear();
-        for waker in self.wakers {
-            let _ = waker.wake();
+        for bell in self.bells {
+            bell.wake();
         }
         self.counts
     }
@@ -490,7 +492,7 @@ impl Splitter<'_> {
     }
 
     fn sent_to(&mut self, shard: usize) {
-        let _ = self.wakers[shard].wake();
+        self.bells[shard].ring();
         self.next = shard + 1;
     }
 
