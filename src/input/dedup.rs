@@ -57,6 +57,30 @@ const BITS_PER_TOKEN: u64 = 16;
 #[repr(align(32))]
 struct Block([u32; 8]);
 
+impl Block {
+    /// Sets one bit in each word, picked by `bits`; whether all eight were
+    /// set already. Whole-block operations without branches: with AVX2 the
+    /// eight words are done at once in one vector register (a third of the
+    /// instructions of the word-by-word loop).
+    #[inline(always)]
+    fn mark(&mut self, bits: u32) -> bool {
+        let mask: [u32; 8] = std::array::from_fn(|i| 1 << (bits.wrapping_mul(SALT[i]) >> 27));
+        let mut missing = 0;
+        for (word, bit) in self.0.iter_mut().zip(mask) {
+            missing |= bit & !*word;
+            *word |= bit;
+        }
+        missing == 0
+    }
+
+    /// [`Block::mark`] compiled for AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn mark_avx2(&mut self, bits: u32) -> bool {
+        self.mark(bits)
+    }
+}
+
 /// Odd multipliers that pick a token's bit in each word of its block.
 const SALT: [u32; 8] =
     [0x47b6_137b, 0x4497_4d91, 0x8824_ad5b, 0xa2b7_289d, 0x7054_95c7, 0x2df1_424b, 0x9efc_4947, 0x5c6b_fb31];
@@ -79,6 +103,9 @@ pub(super) struct Dedup {
     spool: Spool,
     held: Vec<(u64, Entry)>,
     unique: u64,
+    /// The CPU has AVX2 (see [`Block::mark`]).
+    #[cfg(target_arch = "x86_64")]
+    avx2: bool,
 }
 
 impl Dedup {
@@ -99,6 +126,8 @@ impl Dedup {
             spool,
             held: Vec::new(),
             unique: 0,
+            #[cfg(target_arch = "x86_64")]
+            avx2: std::arch::is_x86_feature_detected!("avx2"),
         }
     }
 
@@ -148,13 +177,12 @@ impl Dedup {
         // The bits come from the low half, the block from the high half.
         let index = self.block_of(fp);
         let block = &mut self.filter[index];
-        let mut seen = true;
-        for (word, salt) in block.0.iter_mut().zip(SALT) {
-            let bit = 1u32 << ((fp as u32).wrapping_mul(salt) >> 27);
-            seen &= *word & bit != 0;
-            *word |= bit;
+        #[cfg(target_arch = "x86_64")]
+        if self.avx2 {
+            // SAFETY: the CPU has AVX2 (checked when the filter was made).
+            return unsafe { block.mark_avx2(fp as u32) };
         }
-        seen
+        block.mark(fp as u32)
     }
 
     /// Whether a batch is due for the exact check.
@@ -444,6 +472,31 @@ mod tests {
                 Resolved::Duplicate(e) => e.line > 200,
             }));
             assert_eq!(dedup.unique(), 200);
+        }
+    }
+
+    /// The AVX2 build of a block's marking sets the same bits and gives the
+    /// same verdicts as the word-by-word one (both paths run in the field).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_marking_matches_the_plain_one() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return;
+        }
+        let (mut plain, mut avx2) = (Block::default(), Block::default());
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        for i in 0..10_000 {
+            // A small set of values, so that repeats (verdict true) happen too.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let bits = (x % 64) as u32 * 0x9e37_79b9;
+            // SAFETY: AVX2 was detected above.
+            assert_eq!(plain.mark(bits), unsafe { avx2.mark_avx2(bits) }, "value {i}");
+            assert_eq!(plain.0, avx2.0);
+            if i % 1000 == 999 {
+                (plain, avx2) = (Block::default(), Block::default());
+            }
         }
     }
 }
