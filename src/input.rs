@@ -338,10 +338,9 @@ impl Filter {
         if self.elsewhere(&token) {
             return Some(Record::OtherPartition);
         }
-        let entry = Entry { line, token, payload };
         match &mut self.dedup {
-            Some(dedup) => dedup.check(entry).map(Record::Send),
-            None => Some(Record::Send(entry)),
+            Some(dedup) => dedup.check(line, token, payload).map(Record::Send),
+            None => Some(Record::Send(Entry { line, token, payload })),
         }
     }
 
