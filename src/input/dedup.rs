@@ -548,7 +548,7 @@ mod tests {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
-            let bits = (x % 64) as u32 * 0x9e37_79b9;
+            let bits = ((x % 64) as u32).wrapping_mul(0x9e37_79b9);
             // SAFETY: AVX2 was detected above.
             assert_eq!(plain.mark(bits), unsafe { avx2.mark_avx2(bits) }, "value {i}");
             assert_eq!(plain.0, avx2.0);
