@@ -139,7 +139,7 @@ impl Dedup {
     pub(super) fn check(&mut self, line: u64, token: DeviceToken, payload: Option<Arc<[u8]>>) -> Option<Entry> {
         let fp = fingerprint(token.as_bytes());
         prefetch(&self.filter[self.block_of(fp)]);
-        let (fp, entry) = self.pending.push(Queued { fp, line, token, payload })?;
+        let (fp, entry) = self.pending.push(fp, line, token, payload)?;
         self.settle(fp, entry)
     }
 
@@ -243,13 +243,27 @@ impl Dedup {
     }
 }
 
-/// A token waiting in [`Lookahead`].
+/// A token waiting in [`Lookahead`], with its fingerprint.
 #[derive(Debug)]
 struct Queued {
     fp: u64,
-    line: u64,
-    token: DeviceToken,
-    payload: Option<Arc<[u8]>>,
+    entry: Entry,
+}
+
+impl Queued {
+    /// Moves the entry out field by field (see [`Lookahead`]).
+    fn take(&mut self) -> (u64, Entry) {
+        let e = &mut self.entry;
+        (self.fp, Entry { line: e.line, token: e.token, payload: e.payload.take() })
+    }
+
+    /// Writes a new token in field by field.
+    fn put(&mut self, fp: u64, line: u64, token: DeviceToken, payload: Option<Arc<[u8]>>) {
+        self.fp = fp;
+        self.entry.line = line;
+        self.entry.token = token;
+        self.entry.payload = payload;
+    }
 }
 
 /// The tokens whose filter blocks are on their way, oldest first: a ring of
@@ -266,25 +280,22 @@ struct Lookahead {
 
 impl Lookahead {
     fn new() -> Lookahead {
-        let empty = || Queued { fp: 0, line: 0, token: DeviceToken([0; 32]), payload: None };
+        let empty = || Queued { fp: 0, entry: Entry { line: 0, token: DeviceToken([0; 32]), payload: None } };
         Lookahead { slots: Box::new(std::array::from_fn(|_| empty())), head: 0, len: 0 }
     }
 
-    /// Queues `new`; once the ring is full, returns the oldest (fingerprint,
-    /// entry), whose slot `new` takes.
-    fn push(&mut self, new: Queued) -> Option<(u64, Entry)> {
+    /// Queues a token; once the ring is full, returns the oldest (fingerprint,
+    /// entry), whose slot the new token takes.
+    fn push(&mut self, fp: u64, line: u64, token: DeviceToken, payload: Option<Arc<[u8]>>) -> Option<(u64, Entry)> {
         if self.len < LOOKAHEAD {
-            self.slots[(self.head + self.len) % LOOKAHEAD] = new;
+            self.slots[(self.head + self.len) % LOOKAHEAD].put(fp, line, token, payload);
             self.len += 1;
             return None;
         }
         let slot = &mut self.slots[self.head];
         self.head = (self.head + 1) % LOOKAHEAD;
-        let old = (slot.fp, Entry { line: slot.line, token: slot.token, payload: slot.payload.take() });
-        slot.fp = new.fp;
-        slot.line = new.line;
-        slot.token = new.token;
-        slot.payload = new.payload;
+        let old = slot.take();
+        slot.put(fp, line, token, payload);
         Some(old)
     }
 
@@ -296,7 +307,7 @@ impl Lookahead {
         let slot = &mut self.slots[self.head];
         self.head = (self.head + 1) % LOOKAHEAD;
         self.len -= 1;
-        Some((slot.fp, Entry { line: slot.line, token: slot.token, payload: slot.payload.take() }))
+        Some(slot.take())
     }
 }
 
@@ -561,12 +572,11 @@ mod tests {
     #[test]
     fn the_lookahead_keeps_arrival_order() {
         let mut ring = Lookahead::new();
-        let queued = |n: u64| {
+        let mut push = |n: u64| {
             let e = entry(n, n);
-            Queued { fp: n, line: e.line, token: e.token, payload: None }
+            ring.push(n, e.line, e.token, e.payload)
         };
-        let mut out: Vec<(u64, u64)> =
-            (1..=40).filter_map(|n| ring.push(queued(n))).map(|(fp, e)| (fp, e.line)).collect();
+        let mut out: Vec<(u64, u64)> = (1..=40).filter_map(&mut push).map(|(fp, e)| (fp, e.line)).collect();
         assert_eq!(out.len(), 40 - LOOKAHEAD, "each push past a full ring returns the oldest");
         out.extend(std::iter::from_fn(|| ring.pop()).map(|(fp, e)| (fp, e.line)));
         assert_eq!(out, (1..=40).map(|n| (n, n)).collect::<Vec<_>>());
