@@ -12,8 +12,16 @@
 //! then processed every frame before it, and the clock stops when the last
 //! connection has its answer (the rule the sender uses to confirm).
 //!
+//! With `--reject-every K`, every K-th frame of a connection has no device
+//! token, so the gateway rejects it and closes; the pump writes up to and
+//! including that frame, waits for its rejection, and carries on from the next
+//! frame over a new connection. That is a sender that knows in advance which
+//! notifications will be rejected: nothing is resent, and each rejection costs
+//! exactly one round trip and one new TLS handshake. Its rate is the ceiling
+//! for a list with that share of invalid tokens.
+//!
 //! Prints one JSON line on stdout:
-//! `{"frames":…,"connections":…,"nodelay":…,"frame_bytes":…,"bytes":…,"elapsed_s":…,"rate_per_s":…,"mb_per_s":…}`.
+//! `{"frames":…,"connections":…,"nodelay":…,"frame_bytes":…,"bytes":…,"rejected":…,"reconnects":…,"elapsed_s":…,"rate_per_s":…,"mb_per_s":…}`.
 //! Exit status 0 on success, 1 when a connection failed or the gateway
 //! answered anything but the sentinel's rejection, 2 for bad arguments.
 //!
@@ -43,6 +51,8 @@ const BATCH: usize = 64 << 10;
 const SOCK: Token = Token(0);
 /// Status the gateway answers for a frame without a device token.
 const MISSING_TOKEN: u8 = 2;
+/// Length of a command-2 frame without a device token (the rejected frames).
+const SENTINEL_LEN: usize = 1 + 4 + 3 + 4;
 
 /// Push pre-encoded command-2 frames through apnsblast's TLS client setup as
 /// fast as possible (the ceiling for `apnsblast send`).
@@ -80,6 +90,10 @@ struct Args {
     /// JSON payload file (default: a built-in 100-byte payload).
     #[arg(long, value_name = "FILE")]
     payload: Option<PathBuf>,
+    /// Make every K-th frame of each connection one the gateway rejects, and
+    /// reconnect after each rejection (default: none rejected).
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u64).range(1..))]
+    reject_every: Option<u64>,
     /// Seconds to wait for any one readiness event before giving up.
     #[arg(long, value_name = "SECS", default_value_t = 30)]
     timeout: u64,
@@ -114,16 +128,35 @@ fn token(conn: u32, i: u64) -> DeviceToken {
     DeviceToken(t)
 }
 
-/// Every frame one connection sends, back to back, plus its sentinel's id.
-fn encode(conn: u32, frames: u64, payload: &[u8]) -> (Vec<u8>, u32) {
+/// What one connection writes: its frames back to back, cut into segments
+/// that each end with a frame the gateway rejects.
+struct Frames {
+    bytes: Vec<u8>,
+    /// Per segment: the offset just past its rejected frame, and that frame's id.
+    /// The last segment's rejected frame is the sentinel that confirms the rest.
+    segments: Vec<(usize, u32)>,
+}
+
+/// Every frame one connection sends: `frames` frames with ids `0..frames`,
+/// every `reject_every`-th without a device token, then the sentinel (id
+/// `frames`).
+fn encode(conn: u32, frames: u64, payload: &[u8], reject_every: Option<u64>) -> Frames {
     let cmd = Command::Items;
-    let mut out = Vec::with_capacity(frames as usize * cmd.frame_len(payload.len()));
+    let mut bytes = Vec::with_capacity(frames as usize * cmd.frame_len(payload.len()) + 16);
+    let mut segments = Vec::new();
     for i in 0..frames {
+        if reject_every.is_some_and(|k| (i + 1) % k == 0) {
+            cmd.encode_sentinel(i as u32, &mut bytes);
+            segments.push((bytes.len(), i as u32));
+            continue;
+        }
         let t = token(conn, i);
         let n = Notification { token: &t, payload, id: i as u32, expiry: 0, priority: Priority::Immediate };
-        cmd.encode(&n, &mut out);
+        cmd.encode(&n, &mut bytes);
     }
-    (out, frames as u32)
+    cmd.encode_sentinel(frames as u32, &mut bytes);
+    segments.push((bytes.len(), frames as u32));
+    Frames { bytes, segments }
 }
 
 /// What one connection needs.
@@ -239,42 +272,63 @@ fn unexpected(inbox: &[u8], closed: bool, pos: usize) -> io::Error {
     ))
 }
 
-/// One connection: connect, write every frame, write the sentinel, wait for
-/// its rejection. Returns when the rejection arrived (the clock's end).
-fn pump(job: &Job, frames: &[u8], sentinel_id: u32, start: &Barrier) -> io::Result<Instant> {
-    let mut sentinel = Vec::with_capacity(16);
-    Command::Items.encode_sentinel(sentinel_id, &mut sentinel);
+/// Waits for the 6-byte rejection of frame `id`, which must be the first thing
+/// the gateway says. Returns true when the gateway has also closed.
+fn await_rejection(
+    tls: &mut TlsStream<TcpStream>,
+    id: u32,
+    poll: &mut Poll,
+    events: &mut Events,
+    inbox: &mut Vec<u8>,
+    timeout: Duration,
+    written: usize,
+) -> io::Result<bool> {
+    let mut closed = drain(tls, inbox)?;
+    while inbox.len() < 6 && !closed {
+        wait(poll, events, timeout, "waiting for a rejection")?;
+        closed = drain(tls, inbox)?;
+    }
+    let mut expected = vec![8, MISSING_TOKEN];
+    expected.extend_from_slice(&id.to_be_bytes());
+    if inbox.len() < 6 || inbox[..6] != expected[..] {
+        return Err(unexpected(inbox, closed, written));
+    }
+    Ok(closed)
+}
+
+/// One connection's share: for each segment, connect, write the segment, and
+/// wait for the rejection of its last frame. Returns when the last rejection
+/// (the sentinel's) arrived, the clock's end, and the number of reconnects.
+fn pump(job: &Job, frames: &Frames, start: &Barrier) -> io::Result<(Instant, u64)> {
     start.wait();
     let mut poll = Poll::new()?;
     let mut events = Events::with_capacity(16);
-    let mut tls = connect(job, &mut poll, &mut events)?;
-    let mut inbox = Vec::new();
-    write_all(&mut tls, frames, &mut poll, &mut events, &mut inbox, job.timeout)?;
-    // Push the sentinel past Nagle, as the sender does.
-    tls.get_ref().set_nodelay(true)?;
-    write_all(&mut tls, &sentinel, &mut poll, &mut events, &mut inbox, job.timeout)?;
-    let mut closed = drain(&mut tls, &mut inbox)?;
-    while inbox.len() < 6 && !closed {
-        wait(&mut poll, &mut events, job.timeout, "waiting for the sentinel's rejection")?;
-        closed = drain(&mut tls, &mut inbox)?;
-    }
-    let done = Instant::now();
-    let expected = {
-        let mut e = vec![8, MISSING_TOKEN];
-        e.extend_from_slice(&sentinel_id.to_be_bytes());
-        e
-    };
-    if inbox.len() < 6 || inbox[..6] != expected[..] {
-        return Err(unexpected(&inbox, closed, frames.len()));
-    }
-    // Orderly end: read to the gateway's close so nothing unread makes our close an RST.
-    while !closed {
-        if wait(&mut poll, &mut events, Duration::from_secs(2), "waiting for the close").is_err() {
-            break;
+    let mut from = 0;
+    for (n, &(end, id)) in frames.segments.iter().enumerate() {
+        let mut tls = connect(job, &mut poll, &mut events)?;
+        let mut inbox = Vec::new();
+        let (body, last) = frames.bytes[from..end].split_at(end - from - SENTINEL_LEN);
+        write_all(&mut tls, body, &mut poll, &mut events, &mut inbox, job.timeout)?;
+        // Push the rejected frame past Nagle, as the sender does its sentinel.
+        tls.get_ref().set_nodelay(true)?;
+        write_all(&mut tls, last, &mut poll, &mut events, &mut inbox, job.timeout)?;
+        let mut closed = await_rejection(&mut tls, id, &mut poll, &mut events, &mut inbox, job.timeout, end)?;
+        from = end;
+        if n + 1 < frames.segments.len() {
+            poll.registry().deregister(tls.get_mut())?;
+            continue;
         }
-        closed = drain(&mut tls, &mut inbox).unwrap_or(true);
+        let done = Instant::now();
+        // Orderly end: read to the gateway's close so nothing unread makes our close an RST.
+        while !closed {
+            if wait(&mut poll, &mut events, Duration::from_secs(2), "waiting for the close").is_err() {
+                break;
+            }
+            closed = drain(&mut tls, &mut inbox).unwrap_or(true);
+        }
+        return Ok((done, n as u64));
     }
-    Ok(done)
+    unreachable!("the sentinel always ends the last segment")
 }
 
 fn run(args: Args) -> Result<String, String> {
@@ -309,6 +363,7 @@ fn run(args: Args) -> Result<String, String> {
         return Err("--frames: must be below 2^32".into());
     }
     let conns = args.connections;
+    let reject_every = args.reject_every;
     let job = Arc::new(Job {
         addr,
         domain,
@@ -325,8 +380,8 @@ fn run(args: Args) -> Result<String, String> {
             thread::Builder::new()
                 .name(format!("pump-{c}"))
                 .spawn(move || {
-                    let (frames, id) = encode(c, n, &payload);
-                    let r = pump(&job, &frames, id, &barrier);
+                    let frames = encode(c, n, &payload, reject_every);
+                    let r = pump(&job, &frames, &barrier);
                     // Freeing 100+ MB is not part of the measurement.
                     (r, frames)
                 })
@@ -338,11 +393,15 @@ fn run(args: Args) -> Result<String, String> {
     let mut last = started;
     let mut errors = Vec::new();
     let mut buffers = Vec::new();
+    let (mut reconnects, mut bytes) = (0, 0);
     for (c, w) in workers.into_iter().enumerate() {
         match w.join() {
-            Ok((Ok(done), buf)) => {
+            Ok((Ok((done, again)), frames)) => {
                 last = last.max(done);
-                buffers.push(buf);
+                reconnects += again;
+                // Every byte written but the closing sentinel's.
+                bytes += (frames.bytes.len() - SENTINEL_LEN) as u64;
+                buffers.push(frames);
             }
             Ok((Err(e), _)) => errors.push(format!("connection {c}: {e}")),
             Err(_) => errors.push(format!("connection {c}: panicked")),
@@ -353,14 +412,15 @@ fn run(args: Args) -> Result<String, String> {
     }
     let elapsed = (last - started).as_secs_f64();
     let frame_bytes = Command::Items.frame_len(payload.len());
-    let bytes = args.frames * frame_bytes as u64;
     Ok(format!(
-        "{{\"frames\":{},\"connections\":{},\"nodelay\":{},\"frame_bytes\":{},\"bytes\":{},\"elapsed_s\":{:.6},\"rate_per_s\":{:.1},\"mb_per_s\":{:.1}}}",
+        "{{\"frames\":{},\"connections\":{},\"nodelay\":{},\"frame_bytes\":{},\"bytes\":{},\"rejected\":{},\"reconnects\":{},\"elapsed_s\":{:.6},\"rate_per_s\":{:.1},\"mb_per_s\":{:.1}}}",
         args.frames,
         conns,
         args.nodelay,
         frame_bytes,
         bytes,
+        reconnects,
+        reconnects,
         elapsed,
         args.frames as f64 / elapsed,
         bytes as f64 / elapsed / 1e6,
@@ -391,9 +451,24 @@ mod tests {
         assert_eq!(p.len(), 100);
         assert!(p.starts_with(b"{\"aps\":{\"alert\":\"x") && p.ends_with(b"\"}}"));
         assert_eq!(Command::Items.frame_len(p.len()), 161);
-        let (frames, id) = encode(0, 10, &p);
-        assert_eq!(frames.len(), 1610);
-        assert_eq!(id, 10);
+        let frames = encode(0, 10, &p, None);
+        assert_eq!(frames.bytes.len(), 1610 + SENTINEL_LEN);
+        assert_eq!(frames.segments, [(1610 + SENTINEL_LEN, 10)]);
+    }
+
+    #[test]
+    fn every_kth_frame_is_rejected_and_ends_a_segment() {
+        let p = default_payload();
+        let frames = encode(0, 10, &p, Some(4));
+        // Frames 3 and 7 have no token; the sentinel (id 10) ends the last segment.
+        let ends = [3 * 161 + SENTINEL_LEN, 6 * 161 + 2 * SENTINEL_LEN, 8 * 161 + 3 * SENTINEL_LEN];
+        assert_eq!(frames.segments, [(ends[0], 3), (ends[1], 7), (ends[2], 10)]);
+        assert_eq!(frames.bytes.len(), ends[2]);
+        for &(end, id) in &frames.segments {
+            let mut sentinel = Vec::new();
+            Command::Items.encode_sentinel(id, &mut sentinel);
+            assert_eq!(&frames.bytes[end - SENTINEL_LEN..end], &sentinel[..]);
+        }
     }
 
     #[test]
