@@ -110,9 +110,15 @@ impl JournalWriter {
 /// Appends line numbers to a list of ranges, extending the last range when
 /// the line follows it (lines of one batch are consecutive).
 pub fn push_line(ranges: &mut Vec<(u64, u64)>, line: u64) {
+    push_range(ranges, (line, line));
+}
+
+/// Appends an inclusive range of lines to a list of ranges, extending the
+/// last range when the new one follows it.
+pub fn push_range(ranges: &mut Vec<(u64, u64)>, range: (u64, u64)) {
     match ranges.last_mut() {
-        Some(last) if last.1 + 1 == line => last.1 = line,
-        _ => ranges.push((line, line)),
+        Some(last) if last.1 + 1 == range.0 => last.1 = range.1,
+        _ => ranges.push(range),
     }
 }
 

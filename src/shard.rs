@@ -29,13 +29,15 @@
 //! The driver (`conn`) only moves bytes and reports what happened; the rules
 //! above are all here, testable without sockets.
 
-use std::collections::VecDeque;
+mod queue;
+
 use std::sync::Arc;
 
 use crate::frame::{Command, ERROR_RESPONSE_LEN, ErrorResponse, Notification, Priority, Status, Template};
 use crate::journal::push_line;
 use crate::report::{ShardReport, State};
 use crate::token::DeviceToken;
+use queue::Queue;
 
 /// Silent closes a notification may see while alone in its window before it
 /// is given up as unconfirmed.
@@ -141,7 +143,7 @@ pub struct ShardState {
     /// Every notification not yet settled, in order: the first `in_flight`
     /// were written on this connection, the rest wait. Writing one moves the
     /// boundary, not the notification.
-    items: VecDeque<Item>,
+    items: Queue,
     in_flight: usize,
     /// Identifier of `items[0]` on this connection; identifiers are consecutive.
     first_id: u32,
@@ -193,7 +195,7 @@ impl ShardState {
             template: Template::new(spec.command, &spec.payload, spec.expiry, spec.priority),
             spec,
             limits,
-            items: VecDeque::with_capacity(capacity),
+            items: Queue::with_capacity(capacity),
             in_flight: 0,
             first_id: 1,
             next_id: 1,
@@ -225,7 +227,9 @@ impl ShardState {
     /// Adds notifications from the input.
     pub fn push(&mut self, items: impl IntoIterator<Item = Item>) {
         let before = self.items.len();
-        self.items.extend(items);
+        for item in items {
+            self.items.push(item);
+        }
         self.received += (self.items.len() - before) as u64;
     }
 
@@ -308,7 +312,7 @@ impl ShardState {
         if self.report.connections > 1 {
             self.report.reconnects += 1;
         }
-        if !self.items.front().is_some_and(|i| i.doubt) {
+        if !self.items.front_in_doubt() {
             self.chunk = None;
         }
     }
@@ -334,7 +338,7 @@ impl ShardState {
         self.report.bytes_written += n as u64;
         // Count a notification as written (or resent) once its last byte is.
         while self.frame_ends.get(self.batch_written).is_some_and(|&end| end <= self.pos) {
-            let item = &mut self.items[self.batch_first + self.batch_written];
+            let item = self.items.get_mut(self.batch_first + self.batch_written).expect("a written frame is queued");
             self.report.frames_written += 1;
             self.since_rejection = self.since_rejection.saturating_add(1);
             if item.written {
@@ -388,16 +392,17 @@ impl ShardState {
         let batch_bytes = self.batch_bytes();
         while !self.window_full() && !self.cancelled {
             let Some(item) = self.items.get(self.in_flight) else { break };
+            let payload = self.items.own_payload(item);
             // A batch stays within its size (a frame larger than it goes
             // alone): one byte over would cost a TLS record and a send of its own.
-            let len = self.spec.command.frame_len(item.payload.as_deref().map_or(self.spec.payload.len(), <[u8]>::len));
+            let len = self.spec.command.frame_len(payload.map_or(self.spec.payload.len(), <[u8]>::len));
             if !self.out.is_empty() && self.out.len() + len > batch_bytes {
                 break;
             }
             let id = self.next_id;
             self.next_id = self.next_id.wrapping_add(1);
             let before = self.out.len();
-            match item.payload.as_deref() {
+            match payload {
                 None => self.template.encode(&item.token, id, &mut self.out),
                 Some(payload) => self.spec.command.encode(
                     &Notification {
@@ -575,13 +580,9 @@ impl ShardState {
     fn accept(&mut self, n: usize) {
         debug_assert!(n <= self.in_flight);
         self.in_flight -= n;
-        for item in self.items.drain(..n) {
-            push_line(&mut self.settled_lines, item.line);
-            self.report.accepted += 1;
-            if item.doubt {
-                self.report.possibly_duplicated += 1;
-            }
-        }
+        let settled = self.items.settle_front(n, &mut self.settled_lines);
+        self.report.accepted += n as u64;
+        self.report.possibly_duplicated += settled.in_doubt as u64;
         self.settled += n as u64;
         if n > 0 {
             self.strikes = 0;
@@ -591,9 +592,7 @@ impl ShardState {
     /// Puts what is left in flight back at the front of the queue, in order;
     /// the first `in_doubt` of them may have been accepted.
     fn rewind(&mut self, in_doubt: usize) {
-        for item in self.items.iter_mut().take(in_doubt.min(self.in_flight)) {
-            item.doubt = true;
-        }
+        self.items.mark_in_doubt(in_doubt.min(self.in_flight));
         self.in_flight = 0;
         self.out.clear();
         self.pos = 0;
@@ -624,8 +623,7 @@ impl ShardState {
     pub fn abandon(&mut self, why: &str) {
         assert!(!self.connected, "abandon with a connection open");
         debug_assert_eq!(self.in_flight, 0, "abandon with notifications in flight");
-        let rest: Vec<Item> = self.items.drain(..).collect();
-        for item in rest {
+        while let Some(item) = self.items.pop_front() {
             let state = if item.doubt { State::Unconfirmed } else { State::Unsent };
             self.settle(item, state, None, why.to_owned());
         }
