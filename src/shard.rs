@@ -580,9 +580,9 @@ impl ShardState {
     fn accept(&mut self, n: usize) {
         debug_assert!(n <= self.in_flight);
         self.in_flight -= n;
-        let settled = self.items.settle_front(n, &mut self.settled_lines);
+        let in_doubt = self.items.settle_front(n, &mut self.settled_lines);
         self.report.accepted += n as u64;
-        self.report.possibly_duplicated += settled.in_doubt as u64;
+        self.report.possibly_duplicated += in_doubt as u64;
         self.settled += n as u64;
         if n > 0 {
             self.strikes = 0;

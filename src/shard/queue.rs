@@ -38,13 +38,6 @@ pub(super) struct Slot {
     pub(super) written: bool,
 }
 
-/// What [`Queue::settle_front`] settled.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Settled {
-    /// Of them, those that were in doubt.
-    pub(super) in_doubt: usize,
-}
-
 /// The unsettled notifications of a shard, oldest first.
 #[derive(Debug, Default)]
 pub(super) struct Queue {
@@ -119,11 +112,12 @@ impl Queue {
     }
 
     /// Settles the first `n` notifications in bulk, appending their lines
-    /// to `lines` as ranges. They leave without being read.
+    /// to `lines` as ranges; returns how many of them were in doubt. They
+    /// leave without being read.
     ///
     /// # Panics
     /// If fewer than `n` are queued.
-    pub(super) fn settle_front(&mut self, n: usize, lines: &mut Vec<(u64, u64)>) -> Settled {
+    pub(super) fn settle_front(&mut self, n: usize, lines: &mut Vec<(u64, u64)>) -> usize {
         assert!(n <= self.slots.len(), "settling {n} of {} notifications", self.slots.len());
         let own = match self.slots.get(n) {
             Some(next) => self.payload_index(next.payload_seq),
@@ -148,7 +142,7 @@ impl Queue {
         }
         let in_doubt = self.in_doubt.min(n);
         self.in_doubt -= in_doubt;
-        Settled { in_doubt }
+        in_doubt
     }
 
     /// Takes the first notification out, whole again.
@@ -195,7 +189,7 @@ mod tests {
         assert_eq!(q.own_payload(q.get(2).unwrap()), None);
         q.mark_in_doubt(2);
         let mut lines = vec![];
-        assert_eq!(q.settle_front(4, &mut lines), Settled { in_doubt: 2 });
+        assert_eq!(q.settle_front(4, &mut lines), 2, "in doubt");
         assert_eq!(lines, [(1, 3), (7, 7)]);
         assert_eq!(q.own_payload(q.get(1).unwrap()), Some(&b"c"[..]), "payload a and b left with their slots");
         let front = q.pop_front().unwrap();
@@ -247,14 +241,14 @@ mod tests {
                     Op::Settle(n) => {
                         let n = n.min(model.len());
                         let (mut got, mut want) = (vec![], vec![]);
-                        let settled = q.settle_front(n, &mut got);
+                        let in_doubt = q.settle_front(n, &mut got);
                         let mut doubts = 0;
                         for i in model.drain(..n) {
                             crate::journal::push_line(&mut want, i.line);
                             doubts += usize::from(i.doubt);
                         }
                         prop_assert_eq!(got, want);
-                        prop_assert_eq!(settled.in_doubt, doubts);
+                        prop_assert_eq!(in_doubt, doubts);
                     }
                     Op::Pop => {
                         let (got, want) = (q.pop_front(), model.pop_front());
