@@ -25,6 +25,11 @@ use crate::frame::Command;
 use crate::report::{Failure, ShardReport};
 use crate::shard::{ConnEnd, Item, ShardState};
 
+mod spare;
+
+pub use spare::{ConnectAhead, SLOW_CONNECT};
+use spare::{SPARE, Spare};
+
 const SOCKET: Token = Token(0);
 /// The token of the waker the splitter uses to say "input arrived".
 const WAKE: Token = Token(1);
@@ -51,6 +56,8 @@ pub struct Link {
     pub strict: bool,
     /// TCP connect plus TLS handshake.
     pub connect_timeout: Duration,
+    /// Set up each shard's next connection while the current one works.
+    pub connect_ahead: ConnectAhead,
     /// How long to wait for the gateway to answer a sentinel, or to take
     /// more bytes, before treating the connection as dead.
     pub response_timeout: Duration,
@@ -147,9 +154,9 @@ pub(crate) fn run_shard(
     inbox: Inbox<'_>,
     mut poll: Poll,
     events: Sender<Event>,
-    cancel: &AtomicBool,
     alive: &AtomicBool,
 ) {
+    let cancel = inbox.cancel;
     let started = Instant::now();
     let shard = state.report().shard;
     let mut backoff = Backoff::new(link, shard);
@@ -159,8 +166,12 @@ pub(crate) fn run_shard(
     let (mut failed_connects, mut fruitless) = (0u32, 0u32);
     let fruitless_cap = link.max_failures.saturating_mul(4);
     let mut last_failure = String::new();
+    // The next connection, when connecting ahead; and how long the last one
+    // made the usual way took to set up.
+    let mut spare: Option<Spare> = None;
+    let mut last_connect = Duration::ZERO;
     loop {
-        inbox.pull(&mut state, cancel);
+        inbox.pull(&mut state);
         if !state.has_work() {
             break;
         }
@@ -171,14 +182,28 @@ pub(crate) fn run_shard(
         let answered = state.answered();
         let mut give_up = false;
         let connecting = Instant::now();
-        let attempt = connect(link, &mut poll, state.send_buffer(link.send_buffer));
+        let send_buffer = state.send_buffer(link.send_buffer);
+        let attempt = match spare.take().and_then(|s| s.take(link, &mut poll, send_buffer)) {
+            Some(conn) => {
+                state.report_mut().connected_ahead += 1;
+                Ok(conn)
+            }
+            None => {
+                let attempt = connect(link, &mut poll, send_buffer);
+                last_connect = connecting.elapsed();
+                attempt
+            }
+        };
         state.report_mut().connect_s += connecting.elapsed().as_secs_f64();
         match attempt {
             Ok(mut conn) => {
                 failed_connects = 0;
                 state.on_connected();
+                if link.connect_ahead.wanted(last_connect) && state.has_work() {
+                    spare = Spare::start(link, &poll);
+                }
                 let before = state.report().frames_written;
-                let end = drive(&mut conn, &mut state, link, &mut poll, &inbox, &events, cancel);
+                let end = drive(&mut conn, &mut state, link, &mut poll, &inbox, &events, &mut spare);
                 let wrote = state.report().frames_written - before;
                 close(conn, &mut poll, end);
                 log::debug!("shard {shard}: connection ended {end:?}, queued {}", state.queued());
@@ -265,19 +290,22 @@ fn flush_outcomes(state: &mut ShardState, events: &Sender<Event>) {
     }
 }
 
-/// A shard's input: batches from the splitter, and the doorbell it rings.
+/// A shard's input: batches from the splitter, the doorbell it rings, and
+/// the run's cancel flag.
 pub(crate) struct Inbox<'a> {
     /// Batches of notifications, in input order; disconnected when the input ends.
     pub(crate) batches: Receiver<Vec<Item>>,
     /// Rung by the splitter after it queues a batch.
     pub(crate) bell: &'a Doorbell,
+    /// Set when the run is cancelled.
+    pub(crate) cancel: &'a AtomicBool,
 }
 
 impl Inbox<'_> {
     /// Takes whatever batches are queued, up to the shard's appetite; notes
     /// the end of the input and a cancel.
-    fn pull(&self, state: &mut ShardState, cancel: &AtomicBool) {
-        if cancel.load(Ordering::Relaxed) && !state.is_cancelled() {
+    fn pull(&self, state: &mut ShardState) {
+        if self.cancel.load(Ordering::Relaxed) && !state.is_cancelled() {
             state.cancel();
         }
         while state.wants_input() {
@@ -401,7 +429,8 @@ fn handshake(sock: TcpStream, link: &Link, poll: &mut Poll, deadline: Instant) -
     }
 }
 
-/// Writes and reads on one connection until it ends.
+/// Writes and reads on one connection until it ends, and sets up the
+/// `spare` beside it.
 fn drive(
     conn: &mut Conn,
     state: &mut ShardState,
@@ -409,7 +438,7 @@ fn drive(
     poll: &mut Poll,
     inbox: &Inbox,
     events: &Sender<Event>,
-    cancel: &AtomicBool,
+    spare: &mut Option<Spare>,
 ) -> ConnEnd {
     let mut poll_events = Events::with_capacity(16);
     let mut read_buf = [0u8; 4096];
@@ -423,7 +452,7 @@ fn drive(
     // sending (see `ShardState::write_failed`).
     let mut record_held = false;
     loop {
-        inbox.pull(state, cancel);
+        inbox.pull(state);
         // Write until the socket would block or there is nothing to write.
         let mut blocked = false;
         loop {
@@ -444,7 +473,7 @@ fn drive(
                         return end;
                     }
                     if n == len {
-                        inbox.pull(state, cancel);
+                        inbox.pull(state);
                         if let Some(size) = state.send_buffer(link.send_buffer).filter(|&s| Some(s) != send_buffer) {
                             // Careful mode is over: the full buffer again.
                             let _ = socket2::SockRef::from(conn.get_ref()).set_send_buffer_size(size);
@@ -509,7 +538,7 @@ fn drive(
             // listening, so a batch queued just before is not slept through.
             inbox.bell.listen();
             let before = (state.queued(), state.wants_input());
-            inbox.pull(state, cancel);
+            inbox.pull(state);
             if (state.queued(), state.wants_input()) != before {
                 continue;
             }
@@ -525,6 +554,9 @@ fn drive(
                 log::warn!("poll failed: {e}");
                 return state.on_close();
             }
+        }
+        if poll_events.iter().any(|e| e.token() == SPARE) {
+            *spare = spare.take().and_then(|s| s.step(link));
         }
     }
 }

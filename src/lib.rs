@@ -71,6 +71,7 @@ pub mod shard;
 pub mod tls;
 pub mod token;
 
+pub use conn::ConnectAhead;
 pub use error::Error;
 pub use report::{Failure, Report, State};
 pub use run::{Blaster, Observer, Progress, SendConfig, Style};

@@ -88,6 +88,9 @@ pub struct ShardReport {
     pub failed_connects: u64,
     /// Seconds spent connecting (TCP and TLS handshakes), included in `elapsed_s`.
     pub connect_s: f64,
+    /// Connections that were set up ahead of need and ready when needed
+    /// (see `--connect-ahead`).
+    pub connected_ahead: u64,
     /// Why the shard stopped early, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Select, Sender, TrySendError, bounded};
 use mio::Poll;
 
-use crate::conn::{self, Doorbell, Event, Inbox, Link};
+use crate::conn::{self, ConnectAhead, Doorbell, Event, Inbox, Link};
 use crate::error::Error;
 use crate::frame::{Command, Priority};
 use crate::input::Record;
@@ -92,6 +92,9 @@ pub struct SendConfig {
     pub send_buffer: Option<usize>,
     /// TCP connect plus TLS handshake.
     pub connect_timeout: Duration,
+    /// Set up each shard's next connection while the current one works, so
+    /// that on a long link writing goes on as soon as a connection ends.
+    pub connect_ahead: ConnectAhead,
     /// How long a silent gateway is waited for.
     pub response_timeout: Duration,
     /// Failed connections in a row before a shard gives up.
@@ -125,6 +128,7 @@ impl SendConfig {
             batch_bytes: 64 << 10,
             send_buffer: Some(64 << 10),
             connect_timeout: Duration::from_secs(10),
+            connect_ahead: ConnectAhead::Auto,
             response_timeout: Duration::from_secs(10),
             max_failures: 6,
             backoff_min: Duration::from_millis(100),
@@ -200,6 +204,7 @@ impl Blaster {
             send_buffer: config.send_buffer,
             strict: config.style == Style::Strict,
             connect_timeout: config.connect_timeout,
+            connect_ahead: config.connect_ahead,
             response_timeout: config.response_timeout,
             max_failures: config.max_failures.max(1),
             backoff_min: config.backoff_min,
@@ -284,7 +289,7 @@ impl Blaster {
                 thread::Builder::new()
                     .name(format!("shard-{i}"))
                     .spawn_scoped(scope, move || {
-                        conn::run_shard(state, link, Inbox { batches: rx, bell }, poll, events, cancel, alive)
+                        conn::run_shard(state, link, Inbox { batches: rx, bell, cancel }, poll, events, alive)
                     })
                     .expect("the OS refused a thread");
             }

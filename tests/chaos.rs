@@ -1,7 +1,8 @@
 //! Chaos: seeded random runs against a mock gateway whose every connection
 //! draws its own faults (invalid tokens, delayed and lost error responses,
 //! shutdowns, silent closes, resets mid-record, refused handshakes, slow
-//! reads). Each run checks the mock's deliveries against the report: every
+//! reads), with shards that connect ahead or not. Each run checks the mock's
+//! deliveries against the report: every
 //! valid token delivered, no duplicate that the report does not declare,
 //! nothing unaccounted for.
 //!
@@ -13,6 +14,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use apnsblast::ConnectAhead;
 use common::*;
 use mock_gateway::{Chaos, Config};
 
@@ -60,11 +62,14 @@ fn chaos_run(seed: u64, n: usize, max_delay: Duration) {
     let started = Instant::now();
     let mut c = common::config(&gw, shards);
     c.max_failures = 10;
+    // Drawn last, so the draws before it stay what they were for every seed.
+    c.connect_ahead = if unit(&mut x) < 0.5 { ConnectAhead::Always } else { ConnectAhead::Never };
+    let ahead = c.connect_ahead;
     let (report, failures) = blast(c, &list(&tokens));
     let elapsed = started.elapsed();
     let stats = gw.stats();
     println!(
-        "seed {seed}: {n} tokens, {shards} shards, bad {:.2}%, slow {slow}, {:?}: accepted {}, rejected {}, unconfirmed {}, \
+        "seed {seed}: {n} tokens, {shards} shards, bad {:.2}%, slow {slow}, {:?}, connect ahead {ahead:?}: accepted {}, rejected {}, unconfirmed {}, \
          possibly duplicated {} (mock duplicates {}), resent {}, reconnects {}, mock faults: {} shutdowns, {} silent closes, \
          {} resets, {} refused; {:.1}s",
         bad_rate * 100.0,

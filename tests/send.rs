@@ -6,10 +6,11 @@ mod common;
 use std::io::Cursor;
 use std::time::Duration;
 
+use apnsblast::ConnectAhead;
 use apnsblast::input::{ReaderOptions, TokenReader};
 use apnsblast::run::Blaster;
 use common::*;
-use mock_gateway::Config;
+use mock_gateway::{Chaos, Config};
 
 fn clean_list_with_invalid_tokens(shards: usize) {
     let gw = gateway(Config { bad_rate: 0.001, seed: 7, ..Config::default() });
@@ -43,6 +44,51 @@ fn four_shards() {
 #[test]
 fn eight_shards() {
     clean_list_with_invalid_tokens(8);
+}
+
+/// Connecting ahead, every reconnect after a rejection finds its connection
+/// ready, and nothing is lost or sent twice.
+#[test]
+fn connecting_ahead_hands_each_reconnect_a_ready_connection() {
+    let gw = gateway(Config { bad_rate: 0.001, seed: 7, ..Config::default() });
+    let tokens = tokens(50_000, 3);
+    let mut config = config(&gw, 4);
+    config.connect_ahead = ConnectAhead::Always;
+    let (report, failures) = blast(config, &list(&tokens));
+    assert_accounted(&report, &failures, &gw, &tokens);
+    assert!(report.reconnects > 20, "the list has invalid tokens: {} reconnects", report.reconnects);
+    let ahead: u64 = report.per_shard.iter().map(|s| s.connected_ahead).sum();
+    assert_eq!(ahead, report.reconnects, "every reconnect found its connection ready");
+    let used: u64 = report.per_shard.iter().map(|s| s.connections).sum();
+    let stats = gw.stop();
+    assert_eq!(stats.duplicates, 0);
+    // The gateway check, the connections used, and one spare per shard left over.
+    assert!(stats.connections <= 1 + used + 4, "{} connections for {used} used", stats.connections);
+}
+
+/// Spares that the gateway refuses, resets or closes cost nothing but a
+/// fallback to connecting the usual way.
+#[test]
+fn connecting_ahead_survives_refused_and_closed_connections() {
+    let chaos = Chaos {
+        seed: 21,
+        fault_rate: 0.3,
+        mean_after: 500,
+        max_error_delay: Duration::ZERO,
+        lost_response_rate: 0.0,
+        refuse_rate: 0.3,
+    };
+    let gw = gateway(Config { bad_rate: 0.001, seed: 13, chaos: Some(chaos), ..Config::default() });
+    let tokens = tokens(20_000, 4);
+    let mut config = config(&gw, 2);
+    config.connect_ahead = ConnectAhead::Always;
+    config.max_failures = 10;
+    let (report, failures) = blast(config, &list(&tokens));
+    assert_accounted(&report, &failures, &gw, &tokens);
+    assert_eq!(report.unconfirmed + report.unsent, 0, "with retries left, nothing is given up: {report:#?}");
+    let ahead: u64 = report.per_shard.iter().map(|s| s.connected_ahead).sum();
+    assert!(ahead > 0 && ahead < report.reconnects, "{ahead} of {} reconnects were ready ahead", report.reconnects);
+    assert!(gw.stop().handshakes_refused > 0);
 }
 
 fn with_fault(config: Config, n: usize) -> apnsblast::report::Report {

@@ -1,0 +1,195 @@
+//! The next connection, set up while the current one works.
+//!
+//! Every rejection ends a connection, and so does every confirmation. On a
+//! long link the new one costs a TCP and a TLS handshake, two round trips or
+//! more in which the shard writes nothing: about 40 % of what a rejection
+//! costs a shard at a 100 ms round trip (BENCHMARKS.md, *Long links*). So a
+//! shard can set up its next connection beside the current one, driven by the
+//! same poller, and go on writing on it the moment the current one ends.
+//!
+//! On loopback a handshake is CPU, not waiting, and a spare only adds one
+//! handshake per shard (the one left over at the end), so by default
+//! ([`ConnectAhead::Auto`]) a shard connects ahead only once a connection
+//! has taken at least [`SLOW_CONNECT`] to set up.
+
+use std::io::{self, Read};
+use std::net::ToSocketAddrs;
+use std::time::{Duration, Instant};
+
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
+use native_tls::{HandshakeError, MidHandshakeTlsStream};
+
+use super::{Conn, Link, SOCKET, TICK, interrupted, would_block};
+
+/// The poller token of the spare connection.
+pub(super) const SPARE: Token = Token(2);
+
+/// A connection that took this long to set up (TCP and TLS) makes
+/// connecting ahead worth it under [`ConnectAhead::Auto`]: several times
+/// what a handshake costs in CPU, so mostly waiting for the other end.
+pub const SLOW_CONNECT: Duration = Duration::from_millis(20);
+
+/// Whether shards set up their next connection while the current one works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConnectAhead {
+    /// Once a connection took at least [`SLOW_CONNECT`] to set up (a long link).
+    #[default]
+    Auto,
+    /// Always (costs one handshake per shard that is never used).
+    Always,
+    /// Never: a new connection is made when the last one has ended.
+    Never,
+}
+
+impl ConnectAhead {
+    /// Whether to connect ahead, given how long the last connection took to set up.
+    pub(super) fn wanted(self, last_connect: Duration) -> bool {
+        match self {
+            ConnectAhead::Auto => last_connect >= SLOW_CONNECT,
+            ConnectAhead::Always => true,
+            ConnectAhead::Never => false,
+        }
+    }
+}
+
+/// How far the spare has got.
+enum Stage {
+    Connecting(TcpStream),
+    Handshaking(MidHandshakeTlsStream<TcpStream>),
+    Ready(Conn),
+}
+
+/// A connection being set up ahead of need, registered as [`SPARE`]. Dropped,
+/// it closes (and leaves the poller with its socket).
+pub(super) struct Spare {
+    stage: Stage,
+    deadline: Instant,
+}
+
+impl Spare {
+    /// Starts a TCP connect to the gateway's first address. `None` when that
+    /// fails at once (the shard then connects the usual way when it must).
+    pub(super) fn start(link: &Link, poll: &Poll) -> Option<Spare> {
+        let started = (|| {
+            let addr = link.gateway.to_socket_addrs()?.next().ok_or(io::ErrorKind::NotFound)?;
+            let mut sock = TcpStream::connect(addr)?;
+            sock.set_nodelay(link.nodelay)?;
+            poll.registry().register(&mut sock, SPARE, Interest::READABLE | Interest::WRITABLE)?;
+            io::Result::Ok(sock)
+        })();
+        match started {
+            Ok(sock) => Some(Spare { stage: Stage::Connecting(sock), deadline: Instant::now() + link.connect_timeout }),
+            Err(e) => gone(link, &e),
+        }
+    }
+
+    /// Goes as far as it can without waiting. `None` when the spare failed,
+    /// timed out, or (ready and idle) was closed by the gateway.
+    pub(super) fn step(self, link: &Link) -> Option<Spare> {
+        let Spare { mut stage, deadline } = self;
+        loop {
+            stage = match stage {
+                Stage::Connecting(sock) => match connected(&sock) {
+                    Ok(true) => match link.connector.connect(&link.domain, sock) {
+                        Ok(conn) => Stage::Ready(conn),
+                        Err(HandshakeError::WouldBlock(mid)) => Stage::Handshaking(mid),
+                        Err(HandshakeError::Failure(e)) => return gone(link, &e),
+                    },
+                    Ok(false) => {
+                        stage = Stage::Connecting(sock);
+                        break;
+                    }
+                    Err(e) => return gone(link, &e),
+                },
+                Stage::Handshaking(mid) => match mid.handshake() {
+                    Ok(conn) => Stage::Ready(conn),
+                    Err(HandshakeError::WouldBlock(mid)) => {
+                        stage = Stage::Handshaking(mid);
+                        break;
+                    }
+                    Err(HandshakeError::Failure(e)) => return gone(link, &e),
+                },
+                Stage::Ready(mut conn) => {
+                    return match idle(&mut conn) {
+                        Ok(()) => Some(Spare { stage: Stage::Ready(conn), deadline }),
+                        Err(why) => gone(link, &why),
+                    };
+                }
+            };
+        }
+        if Instant::now() >= deadline {
+            return gone(link, &"timed out");
+        }
+        Some(Spare { stage, deadline })
+    }
+
+    /// Waits (up to its deadline) for the spare to be ready, and hands it
+    /// over as the shard's connection, registered as [`SOCKET`] with
+    /// `send_buffer` as SO_SNDBUF. `None` when it failed.
+    pub(super) fn take(self, link: &Link, poll: &mut Poll, send_buffer: Option<usize>) -> Option<Conn> {
+        let mut events = Events::with_capacity(4);
+        let mut spare = self;
+        let mut conn = loop {
+            // Stepped before any wait: its readiness may have been reported
+            // while the shard was polling for something else.
+            let Spare { stage, deadline } = spare.step(link)?;
+            if let Stage::Ready(conn) = stage {
+                break conn;
+            }
+            spare = Spare { stage, deadline };
+            let left = deadline.saturating_duration_since(Instant::now());
+            if let Err(e) = poll.poll(&mut events, Some(left.min(TICK)))
+                && !interrupted(&e)
+            {
+                return gone(link, &e);
+            }
+        };
+        let handover = (|| {
+            if let Some(size) = send_buffer {
+                socket2::SockRef::from(conn.get_ref()).set_send_buffer_size(size)?;
+            }
+            poll.registry().reregister(conn.get_mut(), SOCKET, Interest::READABLE | Interest::WRITABLE)
+        })();
+        match handover {
+            Ok(()) => Some(conn),
+            Err(e) => gone(link, &e),
+        }
+    }
+}
+
+/// Whether a non-blocking connect has completed (mio's recipe: `take_error`,
+/// then `peer_addr`, where NotConnected means "not yet").
+fn connected(sock: &TcpStream) -> io::Result<bool> {
+    if let Some(e) = sock.take_error()? {
+        return Err(e);
+    }
+    match sock.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Checks that a ready connection nobody writes on is still open: an idle
+/// connection has nothing to read, so an end, data or an error means the
+/// gateway gave up on it. (A TLS 1.3 server may send session tickets after
+/// the handshake: reading consumes them.)
+fn idle(conn: &mut Conn) -> Result<(), String> {
+    let mut byte = [0u8; 1];
+    loop {
+        return match conn.read(&mut byte) {
+            Err(e) if would_block(&e) => Ok(()),
+            Err(e) if interrupted(&e) => continue,
+            Ok(0) => Err("the gateway closed it".into()),
+            Ok(_) => Err("the gateway spoke first".into()),
+            Err(e) => Err(e.to_string()),
+        };
+    }
+}
+
+/// Logs why the spare is gone; it closes as it drops.
+fn gone<T>(link: &Link, why: &dyn std::fmt::Display) -> Option<T> {
+    log::debug!("connecting ahead to {} failed: {why}", link.gateway);
+    None
+}
