@@ -27,7 +27,7 @@ use crate::shard::{ConnEnd, Item, ShardState};
 
 mod spare;
 
-pub use spare::{ConnectAhead, SLOW_CONNECT};
+pub use spare::{ConnectAhead, LONG_ROUND_TRIP};
 use spare::{SPARE, Spare};
 
 const SOCKET: Token = Token(0);
@@ -166,10 +166,8 @@ pub(crate) fn run_shard(
     let (mut failed_connects, mut fruitless) = (0u32, 0u32);
     let fruitless_cap = link.max_failures.saturating_mul(4);
     let mut last_failure = String::new();
-    // The next connection, when connecting ahead; and how long the last one
-    // made the usual way took to set up.
+    // The next connection, when connecting ahead.
     let mut spare: Option<Spare> = None;
-    let mut last_connect = Duration::ZERO;
     loop {
         inbox.pull(&mut state);
         if !state.has_work() {
@@ -183,24 +181,31 @@ pub(crate) fn run_shard(
         let mut give_up = false;
         let connecting = Instant::now();
         let send_buffer = state.send_buffer(link.send_buffer);
-        let attempt = match spare.take().and_then(|s| s.take(link, &mut poll, send_buffer)) {
-            Some(conn) => {
+        let ready = spare.take().map(|s| s.hand_over(link, &mut poll, send_buffer));
+        let attempt = match ready {
+            Some(Some((conn, tcp))) => {
                 state.report_mut().connected_ahead += 1;
-                Ok(conn)
+                Ok((conn, tcp))
             }
-            None => {
-                let attempt = connect(link, &mut poll, send_buffer);
-                last_connect = connecting.elapsed();
-                attempt
+            failed => {
+                if failed.is_some() {
+                    state.report_mut().connect_ahead_failed += 1;
+                }
+                connect(link, &mut poll, send_buffer)
             }
         };
         state.report_mut().connect_s += connecting.elapsed().as_secs_f64();
         match attempt {
-            Ok(mut conn) => {
+            Ok((mut conn, tcp_connect)) => {
                 failed_connects = 0;
                 state.on_connected();
-                if link.connect_ahead.wanted(last_connect) && state.has_work() {
-                    spare = Spare::start(link, &poll);
+                // The TCP connect took about a round trip: `ConnectAhead::Auto`
+                // goes by it. Not while connections keep ending with nothing
+                // done: the back-off paces those, and a spare would double
+                // them. (The last spare of a run goes unused: one handshake
+                // per shard.)
+                if fruitless == 0 && link.connect_ahead.wanted(tcp_connect) {
+                    spare = conn.get_ref().peer_addr().ok().and_then(|addr| Spare::start(link, &poll, addr));
                 }
                 let before = state.report().frames_written;
                 let end = drive(&mut conn, &mut state, link, &mut poll, &inbox, &events, &mut spare);
@@ -329,7 +334,8 @@ impl Inbox<'_> {
 }
 
 /// Connects with `send_buffer` as SO_SNDBUF (`None`: the kernel's autotuning).
-fn connect(link: &Link, poll: &mut Poll, send_buffer: Option<usize>) -> Result<Conn, ConnectError> {
+/// Also returns how long the TCP connect took: about one round trip.
+fn connect(link: &Link, poll: &mut Poll, send_buffer: Option<usize>) -> Result<(Conn, Duration), ConnectError> {
     let deadline = Instant::now() + link.connect_timeout;
     let addrs: Vec<SocketAddr> = link
         .gateway
@@ -344,7 +350,7 @@ fn connect(link: &Link, poll: &mut Poll, send_buffer: Option<usize>) -> Result<C
                 let tcp = started.elapsed();
                 let conn = handshake(sock, link, poll, deadline);
                 log::debug!("connected to {addr}: tcp {tcp:?}, tls {:?}", started.elapsed() - tcp);
-                return conn;
+                return conn.map(|c| (c, tcp));
             }
             Err(e) => last = format!("cannot connect to {} ({addr}): {e}", link.gateway),
         }
@@ -555,8 +561,11 @@ fn drive(
                 return state.on_close();
             }
         }
-        if poll_events.iter().any(|e| e.token() == SPARE) {
-            *spare = spare.take().and_then(|s| s.step(link));
+        if let Some(s) = spare.take_if(|_| poll_events.iter().any(|e| e.token() == SPARE)) {
+            *spare = s.step(link);
+            if spare.is_none() {
+                state.report_mut().connect_ahead_failed += 1;
+            }
         }
     }
 }
@@ -627,7 +636,7 @@ pub(crate) fn probe(link: &Link, command: Command, cancel: &AtomicBool) -> Resul
     loop {
         attempt += 1;
         let why = match connect(link, &mut poll, link.send_buffer) {
-            Ok(mut conn) => match probe_answer(&mut conn, link, &mut poll, command) {
+            Ok((mut conn, _)) => match probe_answer(&mut conn, link, &mut poll, command) {
                 Ok(()) => {
                     let _ = poll.registry().deregister(conn.get_mut());
                     return Ok(());

@@ -88,9 +88,13 @@ pub struct ShardReport {
     pub failed_connects: u64,
     /// Seconds spent connecting (TCP and TLS handshakes), included in `elapsed_s`.
     pub connect_s: f64,
-    /// Connections that were set up ahead of need and ready when needed
-    /// (see `--connect-ahead`).
+    /// Connections set up ahead of need and then used (see `--connect-ahead`).
+    #[serde(default)]
     pub connected_ahead: u64,
+    /// Connections set up ahead of need that failed, or that the gateway
+    /// closed, before they were needed (the shard then connected anew).
+    #[serde(default)]
+    pub connect_ahead_failed: u64,
     /// Why the shard stopped early, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

@@ -178,7 +178,7 @@ pub struct TuningArgs {
     pub connect_timeout: Secs,
     /// Set up each shard's next connection while the current one works, so
     /// writing goes on at once after a rejection or a confirmation. auto: once
-    /// a connection took 20 ms or more to set up (a long link)
+    /// a TCP connect, about a round trip, took 5 ms or more (a long link)
     #[arg(long, value_enum, default_value_t = AheadArg::Auto)]
     pub connect_ahead: AheadArg,
     /// Seconds a silent gateway is waited for
@@ -195,7 +195,7 @@ pub struct TuningArgs {
 /// `--connect-ahead`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AheadArg {
-    /// Once a connection took 20 ms or more to set up.
+    /// Once a TCP connect took 5 ms or more.
     Auto,
     /// Always (one handshake per shard goes unused).
     Always,

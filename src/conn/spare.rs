@@ -7,13 +7,18 @@
 //! shard can set up its next connection beside the current one, driven by the
 //! same poller, and go on writing on it the moment the current one ends.
 //!
-//! On loopback a handshake is CPU, not waiting, and a spare only adds one
-//! handshake per shard (the one left over at the end), so by default
-//! ([`ConnectAhead::Auto`]) a shard connects ahead only once a connection
-//! has taken at least [`SLOW_CONNECT`] to set up.
+//! On loopback or a LAN a handshake is mostly CPU, not waiting, and a spare
+//! only adds one handshake per shard (the one left over at the end), so by
+//! default ([`ConnectAhead::Auto`]) a shard connects ahead only once a TCP
+//! connect, about one round trip, has taken at least [`LONG_ROUND_TRIP`]. (The
+//! TLS handshake's time would not do: on a busy machine it is mostly waiting
+//! for a core, and a loopback handshake took up to 74 ms with both cores busy.)
+//!
+//! A spare goes to the address the current connection reached, so it needs
+//! no name lookup and reaches a gateway known to answer there.
 
 use std::io::{self, Read};
-use std::net::ToSocketAddrs;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -25,15 +30,15 @@ use super::{Conn, Link, SOCKET, TICK, interrupted, would_block};
 /// The poller token of the spare connection.
 pub(super) const SPARE: Token = Token(2);
 
-/// A connection that took this long to set up (TCP and TLS) makes
-/// connecting ahead worth it under [`ConnectAhead::Auto`]: several times
-/// what a handshake costs in CPU, so mostly waiting for the other end.
-pub const SLOW_CONNECT: Duration = Duration::from_millis(20);
+/// A TCP connect that took this long (about a round trip) makes connecting
+/// ahead worth it under [`ConnectAhead::Auto`]: each new connection then
+/// waits two round trips or more, several times a handshake's CPU.
+pub const LONG_ROUND_TRIP: Duration = Duration::from_millis(5);
 
 /// Whether shards set up their next connection while the current one works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ConnectAhead {
-    /// Once a connection took at least [`SLOW_CONNECT`] to set up (a long link).
+    /// Once a TCP connect took at least [`LONG_ROUND_TRIP`] (a long link).
     #[default]
     Auto,
     /// Always (costs one handshake per shard that is never used).
@@ -43,10 +48,10 @@ pub enum ConnectAhead {
 }
 
 impl ConnectAhead {
-    /// Whether to connect ahead, given how long the last connection took to set up.
-    pub(super) fn wanted(self, last_connect: Duration) -> bool {
+    /// Whether to connect ahead, given how long the last TCP connect took.
+    pub(super) fn wanted(self, round_trip: Duration) -> bool {
         match self {
-            ConnectAhead::Auto => last_connect >= SLOW_CONNECT,
+            ConnectAhead::Auto => round_trip >= LONG_ROUND_TRIP,
             ConnectAhead::Always => true,
             ConnectAhead::Never => false,
         }
@@ -55,9 +60,11 @@ impl ConnectAhead {
 
 /// How far the spare has got.
 enum Stage {
-    Connecting(TcpStream),
-    Handshaking(MidHandshakeTlsStream<TcpStream>),
-    Ready(Conn),
+    /// Since when.
+    Connecting(TcpStream, Instant),
+    /// The TCP connect took this long.
+    Handshaking(MidHandshakeTlsStream<TcpStream>, Duration),
+    Ready(Conn, Duration),
 }
 
 /// A connection being set up ahead of need, registered as [`SPARE`]. Dropped,
@@ -68,18 +75,18 @@ pub(super) struct Spare {
 }
 
 impl Spare {
-    /// Starts a TCP connect to the gateway's first address. `None` when that
-    /// fails at once (the shard then connects the usual way when it must).
-    pub(super) fn start(link: &Link, poll: &Poll) -> Option<Spare> {
+    /// Starts a TCP connect to `addr`. `None` when that fails at once (the
+    /// shard then connects the usual way when it must).
+    pub(super) fn start(link: &Link, poll: &Poll, addr: SocketAddr) -> Option<Spare> {
+        let now = Instant::now();
         let started = (|| {
-            let addr = link.gateway.to_socket_addrs()?.next().ok_or(io::ErrorKind::NotFound)?;
             let mut sock = TcpStream::connect(addr)?;
             sock.set_nodelay(link.nodelay)?;
             poll.registry().register(&mut sock, SPARE, Interest::READABLE | Interest::WRITABLE)?;
             io::Result::Ok(sock)
         })();
         match started {
-            Ok(sock) => Some(Spare { stage: Stage::Connecting(sock), deadline: Instant::now() + link.connect_timeout }),
+            Ok(sock) => Some(Spare { stage: Stage::Connecting(sock, now), deadline: now + link.connect_timeout }),
             Err(e) => gone(link, &e),
         }
     }
@@ -90,29 +97,32 @@ impl Spare {
         let Spare { mut stage, deadline } = self;
         loop {
             stage = match stage {
-                Stage::Connecting(sock) => match connected(&sock) {
-                    Ok(true) => match link.connector.connect(&link.domain, sock) {
-                        Ok(conn) => Stage::Ready(conn),
-                        Err(HandshakeError::WouldBlock(mid)) => Stage::Handshaking(mid),
-                        Err(HandshakeError::Failure(e)) => return gone(link, &e),
-                    },
+                Stage::Connecting(sock, since) => match connected(&sock) {
+                    Ok(true) => {
+                        let tcp = since.elapsed();
+                        match link.connector.connect(&link.domain, sock) {
+                            Ok(conn) => Stage::Ready(conn, tcp),
+                            Err(HandshakeError::WouldBlock(mid)) => Stage::Handshaking(mid, tcp),
+                            Err(HandshakeError::Failure(e)) => return gone(link, &e),
+                        }
+                    }
                     Ok(false) => {
-                        stage = Stage::Connecting(sock);
+                        stage = Stage::Connecting(sock, since);
                         break;
                     }
                     Err(e) => return gone(link, &e),
                 },
-                Stage::Handshaking(mid) => match mid.handshake() {
-                    Ok(conn) => Stage::Ready(conn),
+                Stage::Handshaking(mid, tcp) => match mid.handshake() {
+                    Ok(conn) => Stage::Ready(conn, tcp),
                     Err(HandshakeError::WouldBlock(mid)) => {
-                        stage = Stage::Handshaking(mid);
+                        stage = Stage::Handshaking(mid, tcp);
                         break;
                     }
                     Err(HandshakeError::Failure(e)) => return gone(link, &e),
                 },
-                Stage::Ready(mut conn) => {
+                Stage::Ready(mut conn, tcp) => {
                     return match idle(&mut conn) {
-                        Ok(()) => Some(Spare { stage: Stage::Ready(conn), deadline }),
+                        Ok(()) => Some(Spare { stage: Stage::Ready(conn, tcp), deadline }),
                         Err(why) => gone(link, &why),
                     };
                 }
@@ -126,16 +136,22 @@ impl Spare {
 
     /// Waits (up to its deadline) for the spare to be ready, and hands it
     /// over as the shard's connection, registered as [`SOCKET`] with
-    /// `send_buffer` as SO_SNDBUF. `None` when it failed.
-    pub(super) fn take(self, link: &Link, poll: &mut Poll, send_buffer: Option<usize>) -> Option<Conn> {
+    /// `send_buffer` as SO_SNDBUF, with how long its TCP connect took.
+    /// `None` when it failed.
+    pub(super) fn hand_over(
+        self,
+        link: &Link,
+        poll: &mut Poll,
+        send_buffer: Option<usize>,
+    ) -> Option<(Conn, Duration)> {
         let mut events = Events::with_capacity(4);
         let mut spare = self;
-        let mut conn = loop {
+        let (mut conn, tcp) = loop {
             // Stepped before any wait: its readiness may have been reported
             // while the shard was polling for something else.
             let Spare { stage, deadline } = spare.step(link)?;
-            if let Stage::Ready(conn) = stage {
-                break conn;
+            if let Stage::Ready(conn, tcp) = stage {
+                break (conn, tcp);
             }
             spare = Spare { stage, deadline };
             let left = deadline.saturating_duration_since(Instant::now());
@@ -152,7 +168,7 @@ impl Spare {
             poll.registry().reregister(conn.get_mut(), SOCKET, Interest::READABLE | Interest::WRITABLE)
         })();
         match handover {
-            Ok(()) => Some(conn),
+            Ok(()) => Some((conn, tcp)),
             Err(e) => gone(link, &e),
         }
     }
@@ -192,4 +208,19 @@ fn idle(conn: &mut Conn) -> Result<(), String> {
 fn gone<T>(link: &Link, why: &dyn std::fmt::Display) -> Option<T> {
     log::debug!("connecting ahead to {} failed: {why}", link.gateway);
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_connects_ahead_only_after_a_long_round_trip() {
+        let auto = ConnectAhead::Auto;
+        assert!(!auto.wanted(Duration::from_micros(50)), "loopback");
+        assert!(!auto.wanted(LONG_ROUND_TRIP - Duration::from_micros(1)));
+        assert!(auto.wanted(LONG_ROUND_TRIP));
+        assert!(ConnectAhead::Always.wanted(Duration::ZERO));
+        assert!(!ConnectAhead::Never.wanted(Duration::from_secs(1)));
+    }
 }
