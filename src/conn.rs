@@ -189,7 +189,7 @@ pub(crate) fn run_shard(
             }
             failed => {
                 if failed.is_some() {
-                    state.report_mut().connect_ahead_failed += 1;
+                    state.report_mut().connect_ahead_wasted += 1;
                 }
                 connect(link, &mut poll, send_buffer)
             }
@@ -270,6 +270,9 @@ pub(crate) fn run_shard(
         state.abandon("not sent: the run was interrupted");
     }
     flush_outcomes(&mut state, &events);
+    if spare.take().is_some() {
+        state.report_mut().connect_ahead_wasted += 1;
+    }
     state.report_mut().elapsed_s = started.elapsed().as_secs_f64();
     let _ = events.send(Event::Done(state.report().clone()));
 }
@@ -564,7 +567,7 @@ fn drive(
         if let Some(s) = spare.take_if(|_| poll_events.iter().any(|e| e.token() == SPARE)) {
             *spare = s.step(link);
             if spare.is_none() {
-                state.report_mut().connect_ahead_failed += 1;
+                state.report_mut().connect_ahead_wasted += 1;
             }
         }
     }

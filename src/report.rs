@@ -91,10 +91,11 @@ pub struct ShardReport {
     /// Connections set up ahead of need and then used (see `--connect-ahead`).
     #[serde(default)]
     pub connected_ahead: u64,
-    /// Connections set up ahead of need that failed, or that the gateway
-    /// closed, before they were needed (the shard then connected anew).
+    /// Connections set up ahead of need and never used: they failed, the
+    /// gateway closed them (the shard then connected anew), or the shard
+    /// finished first.
     #[serde(default)]
-    pub connect_ahead_failed: u64,
+    pub connect_ahead_wasted: u64,
     /// Why the shard stopped early, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
