@@ -181,18 +181,16 @@ pub(crate) fn run_shard(
         let mut give_up = false;
         let connecting = Instant::now();
         let send_buffer = state.send_buffer(link.send_buffer);
-        let ready = spare.take().map(|s| s.hand_over(link, &mut poll, send_buffer));
-        let attempt = match ready {
-            Some(Some((conn, tcp))) => {
+        let attempt = match spare.take().map(|s| s.hand_over(link, &mut poll, send_buffer)) {
+            Some(Some(ready)) => {
                 state.report_mut().connected_ahead += 1;
-                Ok((conn, tcp))
+                Ok(ready)
             }
-            failed => {
-                if failed.is_some() {
-                    state.report_mut().connect_ahead_wasted += 1;
-                }
+            Some(None) => {
+                state.report_mut().connect_ahead_wasted += 1;
                 connect(link, &mut poll, send_buffer)
             }
+            None => connect(link, &mut poll, send_buffer),
         };
         state.report_mut().connect_s += connecting.elapsed().as_secs_f64();
         match attempt {
