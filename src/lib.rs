@@ -28,7 +28,7 @@
 //! | [`payload`] | building and validating JSON payloads |
 //! | [`input`] | the streaming token-list reader (hex lines, NDJSON, dedup, partitions) |
 //! | [`shard`] | the sans-I/O state of one connection: windows, rewinds, recovery |
-//! | [`conn`] | the I/O driver of one shard: mio + native-tls, reconnects |
+//! | [`conn`] | the I/O driver of one shard: mio + native-tls, reconnects, connecting ahead |
 //! | [`run`] | a whole run: splitter, shard threads, merge ([`run::Blaster`]) |
 //! | [`report`] | what happened to every token |
 //! | [`journal`] | settled lines, for resuming a killed run |
