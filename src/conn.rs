@@ -1,6 +1,6 @@
 //! The I/O driver of one shard: one thread, writing on one TLS connection at
 //! a time (on a long link, with the next one being set up beside it: see
-//! [`spare`]).
+//! `conn/spare.rs`).
 //!
 //! It follows Apple's advice for this protocol: write until a write would
 //! block, then wait for the socket to become writable *or readable*, because
