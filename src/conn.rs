@@ -361,8 +361,8 @@ fn connect(link: &Link, poll: &mut Poll, send_buffer: Option<usize>) -> Result<(
     Err(ConnectError::Transient(last))
 }
 
-/// Non-blocking connect, confirmed the way mio documents: a WRITABLE event,
-/// then `take_error`, then `peer_addr` (NotConnected means "not yet").
+/// Non-blocking connect, confirmed the way mio documents (see [`connected`])
+/// after each WRITABLE event.
 fn connect_tcp(
     addr: SocketAddr,
     link: &Link,
@@ -379,13 +379,9 @@ fn connect_tcp(
     poll.registry().register(&mut sock, SOCKET, Interest::READABLE | Interest::WRITABLE)?;
     let mut events = Events::with_capacity(4);
     loop {
-        if let Some(e) = sock.take_error()? {
-            poll.registry().deregister(&mut sock)?;
-            return Err(e);
-        }
-        match sock.peer_addr() {
-            Ok(_) => return Ok(sock),
-            Err(e) if e.kind() == io::ErrorKind::NotConnected => {}
+        match connected(&sock) {
+            Ok(true) => return Ok(sock),
+            Ok(false) => {}
             Err(e) => {
                 poll.registry().deregister(&mut sock)?;
                 return Err(e);
@@ -401,6 +397,19 @@ fn connect_tcp(
             Err(e) if interrupted(&e) => {}
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// Whether a non-blocking connect has completed (mio's recipe: `take_error`,
+/// then `peer_addr`, where NotConnected means "not yet").
+fn connected(sock: &TcpStream) -> io::Result<bool> {
+    if let Some(e) = sock.take_error()? {
+        return Err(e);
+    }
+    match sock.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(e) => Err(e),
     }
 }
 

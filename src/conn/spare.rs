@@ -25,7 +25,7 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use native_tls::{HandshakeError, MidHandshakeTlsStream};
 
-use super::{Conn, Link, SOCKET, TICK, interrupted, would_block};
+use super::{Conn, Link, SOCKET, TICK, connected, interrupted, would_block};
 
 /// The poller token of the spare connection.
 pub(super) const SPARE: Token = Token(2);
@@ -171,19 +171,6 @@ impl Spare {
             Ok(()) => Some((conn, tcp)),
             Err(e) => gone(link, &e),
         }
-    }
-}
-
-/// Whether a non-blocking connect has completed (mio's recipe: `take_error`,
-/// then `peer_addr`, where NotConnected means "not yet").
-fn connected(sock: &TcpStream) -> io::Result<bool> {
-    if let Some(e) = sock.take_error()? {
-        return Err(e);
-    }
-    match sock.peer_addr() {
-        Ok(_) => Ok(true),
-        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
-        Err(e) => Err(e),
     }
 }
 
