@@ -168,8 +168,10 @@ pub(crate) fn run_shard(
     let (mut failed_connects, mut fruitless) = (0u32, 0u32);
     let fruitless_cap = link.max_failures.saturating_mul(4);
     let mut last_failure = String::new();
-    // The next connection, when connecting ahead.
+    // The next connection, when connecting ahead, and the shortest TCP
+    // connect so far: about a round trip, which `ConnectAhead::Auto` goes by.
     let mut spare: Option<Spare> = None;
+    let mut shortest_connect = Duration::MAX;
     loop {
         inbox.pull(&mut state);
         if !state.has_work() {
@@ -199,12 +201,11 @@ pub(crate) fn run_shard(
             Ok((mut conn, tcp_connect)) => {
                 failed_connects = 0;
                 state.on_connected();
-                // The TCP connect took about a round trip: `ConnectAhead::Auto`
-                // goes by it. Not while connections keep ending with nothing
-                // done: the back-off paces those, and a spare would double
-                // them. (The last spare of a run goes unused: one handshake
-                // per shard.)
-                if fruitless == 0 && link.connect_ahead.wanted(tcp_connect) {
+                // Not while connections keep ending with nothing done: the
+                // back-off paces those, and a spare would double them. (The
+                // last spare of a run goes unused: one handshake per shard.)
+                shortest_connect = shortest_connect.min(tcp_connect);
+                if fruitless == 0 && link.connect_ahead.wanted(shortest_connect) {
                     spare = conn.get_ref().peer_addr().ok().and_then(|addr| Spare::start(link, &poll, addr));
                 }
                 let before = state.report().frames_written;

@@ -177,8 +177,9 @@ pub struct TuningArgs {
     #[arg(long, value_name = "SECS", default_value_t = Secs(defaults().connect_timeout))]
     pub connect_timeout: Secs,
     /// Set up each shard's next connection while the current one works, so
-    /// writing goes on at once after a rejection or a confirmation. auto: once
-    /// a TCP connect, about a round trip, took 5 ms or more (a long link)
+    /// writing goes on at once after a rejection or a confirmation. auto: while
+    /// the shortest TCP connect so far, about a round trip, took 5 ms or more
+    /// (a long link)
     #[arg(long, value_enum, default_value_t = AheadArg::Auto)]
     pub connect_ahead: AheadArg,
     /// Seconds a silent gateway is waited for
@@ -195,7 +196,7 @@ pub struct TuningArgs {
 /// `--connect-ahead`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AheadArg {
-    /// Once a TCP connect took 5 ms or more.
+    /// While the shortest TCP connect so far took 5 ms or more.
     Auto,
     /// Always (one handshake per shard goes unused).
     Always,

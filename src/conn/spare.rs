@@ -9,10 +9,13 @@
 //!
 //! On loopback or a LAN a handshake is mostly CPU, not waiting, and a spare
 //! only adds one handshake per shard (the one left over at the end), so by
-//! default ([`ConnectAhead::Auto`]) a shard connects ahead only once a TCP
-//! connect, about one round trip, has taken at least [`LONG_ROUND_TRIP`]. (The
-//! TLS handshake's time would not do: on a busy machine it is mostly waiting
-//! for a core, and a loopback handshake took up to 74 ms with both cores busy.)
+//! default ([`ConnectAhead::Auto`]) a shard connects ahead only while the
+//! shortest TCP connect it has seen, about one round trip, took at least
+//! [`LONG_ROUND_TRIP`]. The shortest, because load only ever lengthens a
+//! connect: with both cores busy a loopback connect now and then takes
+//! milliseconds, while on a long link none is shorter than the round trip.
+//! (The TLS handshake's time would not do at all: on a busy machine it is
+//! mostly waiting for a core, and a loopback handshake took up to 74 ms.)
 //!
 //! A spare goes to the address the current connection reached, so it needs
 //! no name lookup and reaches a gateway known to answer there.
@@ -38,7 +41,7 @@ pub const LONG_ROUND_TRIP: Duration = Duration::from_millis(5);
 /// Whether shards set up their next connection while the current one works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ConnectAhead {
-    /// Once a TCP connect took at least [`LONG_ROUND_TRIP`] (a long link).
+    /// While every TCP connect took at least [`LONG_ROUND_TRIP`] (a long link).
     #[default]
     Auto,
     /// Always (costs one handshake per shard that is never used).
@@ -48,10 +51,10 @@ pub enum ConnectAhead {
 }
 
 impl ConnectAhead {
-    /// Whether to connect ahead, given how long the last TCP connect took.
-    pub(super) fn wanted(self, round_trip: Duration) -> bool {
+    /// Whether to connect ahead, given the shortest TCP connect seen so far.
+    pub(super) fn wanted(self, shortest_connect: Duration) -> bool {
         match self {
-            ConnectAhead::Auto => round_trip >= LONG_ROUND_TRIP,
+            ConnectAhead::Auto => shortest_connect >= LONG_ROUND_TRIP,
             ConnectAhead::Always => true,
             ConnectAhead::Never => false,
         }
