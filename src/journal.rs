@@ -10,7 +10,7 @@
 //! them again.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 /// Sorted, merged ranges of line numbers.
@@ -33,26 +33,31 @@ impl LineSet {
         LineSet { ranges: merged }
     }
 
-    /// Reads a journal. A torn last line (the writer was killed mid-line) is ignored.
+    /// Reads a journal. A record counts once its newline is written: a torn
+    /// last line (the writer was killed mid-line) is ignored, even when what
+    /// was written of it reads as a range.
     ///
     /// # Errors
     /// The file cannot be read, or a complete line is not `first last`
     /// (the message names the file and line).
     pub fn load(path: &Path) -> io::Result<LineSet> {
-        let file = File::open(path)?;
+        let mut file = BufReader::new(File::open(path)?);
         let mut ranges = Vec::new();
-        let mut lines = BufReader::new(file).lines().enumerate().peekable();
-        while let Some((i, line)) = lines.next() {
-            let line = line?;
-            let last = lines.peek().is_none();
-            let parsed = line.split_once(' ').and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?)));
-            match parsed {
+        let mut line = String::new();
+        for number in 1.. {
+            line.clear();
+            if file.read_line(&mut line)? == 0 {
+                break;
+            }
+            let Some(record) = line.strip_suffix('\n') else {
+                break;
+            };
+            match record.split_once(' ').and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?))) {
                 Some((a, b)) if a <= b => ranges.push((a, b)),
-                _ if last => break,
                 _ => {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
-                        format!("{} line {}: expected `first last`, found {line:?}", path.display(), i + 1),
+                        format!("{} line {number}: expected `first last`, found {record:?}", path.display()),
                     ));
                 }
             }
@@ -85,12 +90,18 @@ pub struct JournalWriter {
 }
 
 impl JournalWriter {
-    /// Opens `path` for appending, creating it if needed.
+    /// Opens `path` for appending, creating it if needed. A torn last line,
+    /// left by a writer that was killed mid-line, is cut off first: appended
+    /// to, it would no longer be last, and the journal would not load.
     ///
     /// # Errors
-    /// The file cannot be opened.
+    /// The file cannot be opened or cut.
     pub fn open(path: &Path) -> io::Result<JournalWriter> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let mut file = OpenOptions::new().create(true).read(true).append(true).open(path)?;
+        let complete = complete_len(&mut file)?;
+        if complete < file.metadata()?.len() {
+            file.set_len(complete)?;
+        }
         Ok(JournalWriter { path: path.to_owned(), out: BufWriter::new(file) })
     }
 
@@ -105,6 +116,23 @@ impl JournalWriter {
         }
         self.out.flush().map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))
     }
+}
+
+/// The length of `file` up to and with its last newline: the complete records.
+fn complete_len(file: &mut File) -> io::Result<u64> {
+    let mut end = file.seek(SeekFrom::End(0))?;
+    let mut chunk = [0u8; 4096];
+    while end > 0 {
+        let start = end.saturating_sub(chunk.len() as u64);
+        let chunk = &mut chunk[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(chunk)?;
+        if let Some(i) = chunk.iter().rposition(|&b| b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
 }
 
 /// Appends line numbers to a list of ranges, extending the last range when
@@ -148,9 +176,28 @@ mod tests {
         let mut w = JournalWriter::open(&path).unwrap();
         w.record(&[(5, 6)]).unwrap();
         drop(w);
-        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"12 1").unwrap();
+        // Killed while writing `12 150`: what is there reads as a range, but
+        // without its newline it is no record.
+        std::fs::OpenOptions::new().append(true).open(&path).unwrap().write_all(b"12 15").unwrap();
         let s = LineSet::load(&path).unwrap();
         assert_eq!(s.ranges, [(1, 6), (9, 9)]);
+    }
+
+    #[test]
+    fn a_resumed_run_appends_after_the_torn_line_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j");
+        std::fs::write(&path, "1 4\n9 9\n12 1").unwrap();
+        let mut w = JournalWriter::open(&path).unwrap();
+        w.record(&[(5, 6)]).unwrap();
+        drop(w);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "1 4\n9 9\n5 6\n");
+        assert_eq!(LineSet::load(&path).unwrap().ranges, [(1, 6), (9, 9)]);
+
+        // A journal that is all torn line, longer than one chunk read from the end.
+        std::fs::write(&path, "7".repeat(10_000)).unwrap();
+        JournalWriter::open(&path).unwrap().record(&[(2, 3)]).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "2 3\n");
     }
 
     #[test]
