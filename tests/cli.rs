@@ -635,8 +635,9 @@ fn gen_tokens_is_deterministic() {
 
 #[test]
 fn ctrl_c_stops_writes_the_report_and_exits_1() {
-    // A gateway that reads slowly, so the run is still going when interrupted.
-    let gw = gateway(Config { read_rate: Some(1_000_000), ..Config::default() });
+    // A gateway that reads slowly, so the run is still going when interrupted:
+    // at 200 KB/s a connection, the list takes more than 5 s to be read.
+    let gw = gateway(Config { read_rate: Some(200_000), ..Config::default() });
     let dir = Dir::new();
     // Lines 501-1000 repeat lines 1-500: the duplicate check holds them, and
     // the interrupted run must still account for them.
@@ -663,7 +664,7 @@ fn ctrl_c_stops_writes_the_report_and_exits_1() {
     assert!(rep.interrupted);
     assert_eq!(rep.unaccounted(), 0);
     assert!(rep.tokens_read < 100_000, "{rep:?}");
-    assert!(stderr.contains("resume from line") || stderr.contains("after reading all of"), "{stderr}");
+    assert!(stderr.contains("resume from line"), "{stderr}");
     if rep.unsent > 0 {
         assert!(stderr.contains("select(.state==\"unsent\")"), "{stderr}");
     }
@@ -704,6 +705,8 @@ fn killed_runs_resume_from_the_journal() {
     // chance to write anything on the way out.
     let mut x = 0x5EED_u64;
     let mut accepted_floor = 0;
+    // After each kill, the journal and what the gateway had been sent.
+    let mut snapshots = Vec::new();
     for _ in 0..2 {
         x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let at = accepted_floor + 2_000 + (x >> 33) % 15_000;
@@ -719,11 +722,11 @@ fn killed_runs_resume_from_the_journal() {
         child.kill().unwrap();
         child.wait().unwrap();
         accepted_floor = gw.stats().accepted;
+        let settled = apnsblast::journal::LineSet::load(Path::new(&journal)).expect("journal readable after SIGKILL");
+        assert!(!settled.is_empty());
+        snapshots.push((settled, gw.deliveries()));
     }
-
-    let settled = apnsblast::journal::LineSet::load(Path::new(&journal)).expect("journal readable after SIGKILL");
-    assert!(!settled.is_empty());
-    let before = gw.deliveries();
+    let (settled, _) = snapshots.last().cloned().unwrap();
     let report = dir.at("report.json");
     let mut last = a.clone();
     last.extend(args(&["--report", &report]));
@@ -735,21 +738,25 @@ fn killed_runs_resume_from_the_journal() {
     assert_eq!(rep.tokens_read + rep.previously_settled, tokens.len() as u64, "{rep:#?}");
 
     let after = gw.deliveries();
+    let count = |deliveries: &HashMap<[u8; 32], u32>, t: &DeviceToken| deliveries.get(&t.0).copied().unwrap_or(0);
     for t in &tokens {
-        let n = after.get(&t.0).copied().unwrap_or(0);
+        let n = count(&after, t);
         let line = line_of[&t.0];
         if gw.is_bad(&t.0) {
             assert_eq!(n, 0);
         } else {
             assert!(n >= 1, "line {line} lost");
         }
-        if settled.contains(line) {
-            assert_eq!(n, before.get(&t.0).copied().unwrap_or(0), "line {line} settled before the resume, sent again");
+    }
+    // No run sends again what the journal held when it started: each token
+    // delivered twice was still unconfirmed at a kill.
+    snapshots.push((settled, after));
+    for pair in snapshots.windows(2) {
+        let ((settled, before), (_, after)) = (&pair[0], &pair[1]);
+        for t in tokens.iter().filter(|t| settled.contains(line_of[&t.0])) {
+            assert_eq!(count(after, t), count(before, t), "line {} settled before a resume, sent again", line_of[&t.0]);
         }
     }
-    // Only the windows in flight at each kill can have arrived twice.
-    let twice = after.values().filter(|&&n| n > 1).count();
-    assert!(twice <= 2 * 1_000 * 4, "{twice} tokens delivered twice");
 }
 
 #[test]
