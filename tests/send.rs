@@ -132,8 +132,34 @@ fn resets_mid_stream() {
 }
 
 #[test]
-fn lost_error_responses() {
+fn reset_after_each_error_response() {
     with_fault(Config { reset_after_error: true, ..Config::default() }, 30_000);
+}
+
+/// A gateway that loses one error response in five (rejections and the
+/// confirmations alike): the connection ends with nothing said, so what was
+/// written on it is in doubt and sent again, and each token still ends
+/// accepted, rejected, or unconfirmed and listed, with every duplicate declared.
+#[test]
+fn lost_error_responses() {
+    let chaos = Chaos {
+        seed: 5,
+        fault_rate: 0.0,
+        mean_after: 1,
+        max_error_delay: Duration::ZERO,
+        lost_response_rate: 0.2,
+        refuse_rate: 0.0,
+    };
+    let gw = gateway(Config { bad_rate: 0.002, seed: 11, chaos: Some(chaos), ..Config::default() });
+    let tokens = tokens(20_000, 2);
+    let mut config = config(&gw, 1);
+    config.max_failures = 10;
+    let (report, failures) = blast(config, &list(&tokens));
+    assert_each_token_accounted(&report, &failures, &gw, &tokens);
+    let stats = gw.stop();
+    assert!(stats.responses_lost > 5, "{stats:?}");
+    assert!(report.possibly_duplicated > 0, "tokens in doubt were sent again and declared: {report:#?}");
+    assert!(report.unconfirmed * 100 < report.tokens_read, "one loss in five gives up hardly anything: {report:#?}");
 }
 
 #[test]

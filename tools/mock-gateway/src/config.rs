@@ -42,8 +42,13 @@ pub struct Config {
     /// Drop the first K gateway connections (over the gateway's life) before the TLS handshake.
     pub refuse_handshakes: u64,
     /// Right after writing an error response, reset the connection instead of the
-    /// orderly shutdown + drain, so the response may be lost.
+    /// orderly shutdown + drain. (On Linux the response still arrives: a reset
+    /// does not destroy what the peer has received.)
     pub reset_after_error: bool,
+    /// Reject without a word: reset the connection where the error response
+    /// would be written, as if the response were lost on the way. The sender
+    /// sees a connection end with nothing confirmed or rejected.
+    pub lose_error_responses: bool,
     /// How long to keep discarding input after an orderly shutdown before closing anyway
     /// (default 2 s).
     pub drain_timeout: Duration,
@@ -81,6 +86,7 @@ impl Default for Config {
             read_rate: None,
             refuse_handshakes: 0,
             reset_after_error: false,
+            lose_error_responses: false,
             drain_timeout: Duration::from_secs(2),
             handshake_timeout: Duration::from_secs(10),
             feedback: Vec::new(),
@@ -248,7 +254,8 @@ pub struct Chaos {
     /// One connection in ten holds its error response (or shutdown) for 0 to
     /// this long, as Apple's did; the others answer at once.
     pub max_error_delay: Duration,
-    /// Probability that an error response is followed by a reset that may destroy it.
+    /// Probability that a connection's error response is lost: the
+    /// connection is reset instead (as with `lose_error_responses`).
     pub lost_response_rate: f64,
     /// Probability that a connection is dropped before its TLS handshake.
     pub refuse_rate: f64,
@@ -271,7 +278,7 @@ pub(crate) struct ChaosDraw {
     pub refuse: bool,
     pub fault: Option<ChaosFault>,
     pub error_delay: Duration,
-    pub reset_after_error: bool,
+    pub lose_response: bool,
 }
 
 impl Chaos {
@@ -293,7 +300,7 @@ impl Chaos {
         });
         let delayed = unit() < 0.1;
         let error_delay = if delayed { self.max_error_delay.mul_f64(unit()) } else { Duration::ZERO };
-        let reset_after_error = unit() < self.lost_response_rate;
-        ChaosDraw { refuse, fault, error_delay, reset_after_error }
+        let lose_response = unit() < self.lost_response_rate;
+        ChaosDraw { refuse, fault, error_delay, lose_response }
     }
 }

@@ -54,6 +54,7 @@ struct Plan {
     fault: Option<(u64, End)>,
     error_delay: Duration,
     reset_after_error: bool,
+    lose_response: bool,
 }
 
 impl Plan {
@@ -78,7 +79,8 @@ impl Plan {
         Plan {
             fault,
             error_delay: c.error_delay.max(draw.error_delay),
-            reset_after_error: c.reset_after_error || draw.reset_after_error,
+            reset_after_error: c.reset_after_error,
+            lose_response: c.lose_error_responses || draw.lose_response,
         }
     }
 }
@@ -264,13 +266,22 @@ fn finish(shared: &Shared, mut tls: SslStream<TcpStream>, end: End, discarded: u
 }
 
 /// Optionally hold the response for `error_delay` (discarding input), write
-/// `8|status|id`, then close in order, or reset if `reset_after_error`.
+/// `8|status|id`, then close in order, or reset if `reset_after_error`. A
+/// response to lose is not written: the connection is reset instead.
 fn respond_and_close(shared: &Shared, mut tls: SslStream<TcpStream>, status: u8, id: u32, plan: &Plan) {
     let delay = plan.error_delay;
     if !delay.is_zero() {
         let n = tls::drain(shared, tls.get_mut(), delay);
         shared.update(|t| t.stats.discarded_bytes += n);
         let _ = tls.get_ref().set_read_timeout(Some(POLL));
+    }
+    if plan.lose_response {
+        shared.update(|t| {
+            t.stats.responses_lost += 1;
+            t.stats.resets += 1;
+        });
+        tls::reset(tls);
+        return;
     }
     let reset = plan.reset_after_error;
     if reset {

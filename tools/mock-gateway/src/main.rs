@@ -60,6 +60,9 @@ struct Args {
     /// Reset (RST) right after writing an error response.
     #[arg(long)]
     reset_after_error: bool,
+    /// Reset (RST) instead of writing an error response: every response is lost.
+    #[arg(long)]
+    lose_error_responses: bool,
     /// Feedback tuples to serve once (lines `timestamp<TAB>hex token`).
     #[arg(long, value_name = "FILE")]
     feedback: Option<PathBuf>,
@@ -116,6 +119,7 @@ fn run(args: Args) -> Result<(), String> {
         read_rate: args.read_rate,
         refuse_handshakes: args.refuse_handshakes,
         reset_after_error: args.reset_after_error,
+        lose_error_responses: args.lose_error_responses,
         delivered_log: args.delivered_log,
         tls12_only: args.tls12_only,
         ..Config::default()

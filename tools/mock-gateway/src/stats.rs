@@ -33,8 +33,13 @@ pub struct Stats {
     pub shutdowns: u64,
     /// Connections closed silently because of `close_after`.
     pub silent_closes: u64,
-    /// Connections reset on purpose (`reset_after`, `reset_after_error`).
+    /// Connections reset on purpose (`reset_after`, `reset_after_error`,
+    /// `lose_error_responses`).
     pub resets: u64,
+    /// Error responses not written (`lose_error_responses`, chaos): each of
+    /// these rejections reached nobody, and is in `rejected` too.
+    #[serde(default)]
+    pub responses_lost: u64,
     /// Gateway TLS handshakes completed.
     pub connections: u64,
     /// Gateway connections dropped before the handshake (`refuse_handshakes`).

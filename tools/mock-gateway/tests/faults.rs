@@ -60,6 +60,20 @@ fn reset_after_error_may_lose_the_response() {
 }
 
 #[test]
+fn a_lost_error_response_is_never_written() {
+    let mut config = Config { lose_error_responses: true, ..Config::default() };
+    config.bad_tokens.insert(token(3));
+    let gw = start(config);
+    let mut s = connect(gw.addr());
+    s.write_all(&good(1, 5)).unwrap();
+    let (bytes, err) = read_to_end(&mut s);
+    assert_eq!(bytes, b"", "no response, not even part of one");
+    assert_eq!(err.map(|e| e.kind()), Some(ErrorKind::ConnectionReset));
+    let stats = gw.stop();
+    assert_eq!((stats.accepted, stats.rejected_with(8), stats.responses_lost, stats.resets), (2, 1, 1, 1));
+}
+
+#[test]
 fn error_delay_holds_the_response_and_discards_input() {
     let mut config = Config { error_delay: Duration::from_millis(300), ..Config::default() };
     config.bad_tokens.insert(token(2));
