@@ -2,19 +2,23 @@
 //! draws its own faults (invalid tokens, delayed and lost error responses,
 //! shutdowns, silent closes, resets mid-record, refused handshakes, slow
 //! reads), with shards that connect ahead or not. Each run checks the mock's
-//! deliveries against the report: every
-//! valid token delivered, no duplicate that the report does not declare,
-//! nothing unaccounted for.
+//! deliveries against the report: every valid token delivered (or, after
+//! three lost answers in a row while sent alone, listed as unconfirmed), no
+//! duplicate that the report does not declare, nothing unaccounted for.
 //!
 //! The default test runs a CI-sized list. The full size runs by hand:
 //! `CHAOS_TOKENS=1000000 CHAOS_SEEDS=1,2,3 cargo test --release --test chaos -- --ignored --nocapture`.
-//! A failure prints its seed; `CHAOS_SEEDS=<seed>` replays it.
+//! A failure prints its seed; `CHAOS_SEEDS=<seed>` replays its draws. (The
+//! mock draws a connection's faults by the order connections arrive in, which
+//! the shards' timing can change, so a replay of a run with several shards
+//! meets the same kinds of faults, not always at the same points.)
 
 mod common;
 
 use std::time::{Duration, Instant};
 
-use apnsblast::ConnectAhead;
+use apnsblast::shard::MAX_STRIKES;
+use apnsblast::{ConnectAhead, State};
 use common::*;
 use mock_gateway::{Chaos, Config};
 
@@ -71,7 +75,7 @@ fn chaos_run(seed: u64, n: usize, max_delay: Duration) {
     println!(
         "seed {seed}: {n} tokens, {shards} shards, bad {:.2}%, slow {slow}, {:?}, connect ahead {ahead:?}: accepted {}, rejected {}, unconfirmed {}, \
          possibly duplicated {} (mock duplicates {}), resent {}, reconnects {}, mock faults: {} shutdowns, {} silent closes, \
-         {} resets, {} refused; {:.1}s",
+         {} resets, {} responses lost, {} refused; {:.1}s",
         bad_rate * 100.0,
         chaos.max_error_delay,
         report.accepted,
@@ -84,11 +88,19 @@ fn chaos_run(seed: u64, n: usize, max_delay: Duration) {
         stats.shutdowns,
         stats.silent_closes,
         stats.resets,
+        stats.responses_lost,
         stats.handshakes_refused,
         elapsed.as_secs_f64(),
     );
-    assert_eq!(report.unconfirmed + report.unsent, 0, "with retries left, nothing stays unconfirmed: {report:#?}");
-    assert_accounted(&report, &failures, &gw, &tokens);
+    // With retries left, only a notification that ended its connection
+    // without an answer each time it was sent alone is given up: the mock
+    // loses one connection's response in ten, so three in a row happen.
+    assert_eq!(report.unsent, 0, "with retries left, everything is sent: {report:#?}");
+    let given_up: Vec<_> = failures.iter().filter(|f| f.state == State::Unconfirmed).collect();
+    let alone = format!("each of the {MAX_STRIKES} times it was sent alone");
+    assert!(given_up.iter().all(|f| f.reason.contains(&alone)), "{given_up:#?}");
+    assert!(report.unconfirmed * 10_000 <= n as u64, "given up: {given_up:#?}");
+    assert_each_token_accounted(&report, &failures, &gw, &tokens);
     gw.stop();
 }
 
