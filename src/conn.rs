@@ -30,7 +30,7 @@ use crate::shard::{ConnEnd, Item, ShardState};
 mod spare;
 
 pub use spare::{ConnectAhead, LONG_ROUND_TRIP};
-use spare::{SPARE, Spare};
+use spare::{RoundTrip, SPARE, Spare};
 
 const SOCKET: Token = Token(0);
 /// The token of the waker the splitter uses to say "input arrived".
@@ -168,10 +168,9 @@ pub(crate) fn run_shard(
     let (mut failed_connects, mut fruitless) = (0u32, 0u32);
     let fruitless_cap = link.max_failures.saturating_mul(4);
     let mut last_failure = String::new();
-    // The next connection, when connecting ahead, and the shortest TCP
-    // connect so far: about a round trip, which `ConnectAhead::Auto` goes by.
+    // The next connection, when connecting ahead.
     let mut spare: Option<Spare> = None;
-    let mut shortest_connect = Duration::MAX;
+    let mut round_trip = RoundTrip::default();
     loop {
         inbox.pull(&mut state);
         if !state.has_work() {
@@ -204,8 +203,8 @@ pub(crate) fn run_shard(
                 // Not while connections keep ending with nothing done: the
                 // back-off paces those, and a spare would double them. (The
                 // last spare of a run goes unused: one handshake per shard.)
-                shortest_connect = shortest_connect.min(tcp_connect);
-                if fruitless == 0 && link.connect_ahead.wanted(shortest_connect) {
+                let estimate = round_trip.note(tcp_connect);
+                if fruitless == 0 && link.connect_ahead.wanted(estimate) {
                     spare = conn.get_ref().peer_addr().ok().and_then(|addr| Spare::start(link, &poll, addr));
                 }
                 let before = state.report().frames_written;

@@ -44,7 +44,7 @@ impl LineSet {
         let mut file = BufReader::new(File::open(path)?);
         let mut ranges = Vec::new();
         let mut line = String::new();
-        for number in 1.. {
+        for number in 1u64.. {
             line.clear();
             if file.read_line(&mut line)? == 0 {
                 break;
@@ -52,6 +52,7 @@ impl LineSet {
             let Some(record) = line.strip_suffix('\n') else {
                 break;
             };
+            let record = record.strip_suffix('\r').unwrap_or(record);
             match record.split_once(' ').and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?))) {
                 Some((a, b)) if a <= b => ranges.push((a, b)),
                 _ => {
@@ -97,11 +98,13 @@ impl JournalWriter {
     /// # Errors
     /// The file cannot be opened or cut.
     pub fn open(path: &Path) -> io::Result<JournalWriter> {
-        let mut file = OpenOptions::new().create(true).read(true).append(true).open(path)?;
+        let mut file = OpenOptions::new().create(true).read(true).write(true).truncate(false).open(path)?;
         let complete = complete_len(&mut file)?;
         if complete < file.metadata()?.len() {
             file.set_len(complete)?;
         }
+        // Appending from here, so a second writer's records cannot overwrite these.
+        let file = OpenOptions::new().append(true).open(path)?;
         Ok(JournalWriter { path: path.to_owned(), out: BufWriter::new(file) })
     }
 

@@ -21,8 +21,8 @@
 //! A close without an error response leaves the whole window in doubt. It is
 //! sent again, marked as possibly duplicated, in *recovery* mode: small
 //! windows (1, 2, 4, … frames, each confirmed), so that a rejection whose
-//! error response was lost on the way (a gateway that resets the connection
-//! can destroy it) comes through on a later try. A notification that is
+//! error response was lost on the way (a gateway or a network that drops
+//! it before the close) comes through on a later try. A notification that is
 //! alone in its window and still sees the connection close silently
 //! [`MAX_STRIKES`] times is given up as unconfirmed, so every run converges.
 //!

@@ -61,6 +61,25 @@ impl ConnectAhead {
     }
 }
 
+/// A shard's estimate of its round trip to the gateway, which
+/// [`ConnectAhead::Auto`] goes by: the shortest TCP connect it has seen.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RoundTrip(Duration);
+
+impl Default for RoundTrip {
+    fn default() -> Self {
+        RoundTrip(Duration::MAX)
+    }
+}
+
+impl RoundTrip {
+    /// Notes how long a TCP connect took, and returns the estimate.
+    pub(super) fn note(&mut self, tcp_connect: Duration) -> Duration {
+        self.0 = self.0.min(tcp_connect);
+        self.0
+    }
+}
+
 /// How far the spare has got.
 enum Stage {
     /// Since when.
@@ -212,5 +231,15 @@ mod tests {
         assert!(auto.wanted(LONG_ROUND_TRIP));
         assert!(ConnectAhead::Always.wanted(Duration::ZERO));
         assert!(!ConnectAhead::Never.wanted(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_slow_connect_on_a_busy_machine_does_not_keep_auto_on() {
+        let (auto, mut round_trip) = (ConnectAhead::Auto, RoundTrip::default());
+        let (slow, loopback) = (Duration::from_millis(8), Duration::from_micros(60));
+        assert!(auto.wanted(round_trip.note(slow)), "the first connect, slow: maybe a long link");
+        assert!(auto.wanted(round_trip.note(slow + slow)), "still");
+        assert!(!auto.wanted(round_trip.note(loopback)), "a fast one shows the link is short");
+        assert!(!auto.wanted(round_trip.note(slow)), "and later slow ones were load");
     }
 }

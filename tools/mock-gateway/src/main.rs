@@ -60,7 +60,8 @@ struct Args {
     /// Reset (RST) right after writing an error response.
     #[arg(long)]
     reset_after_error: bool,
-    /// Reset (RST) instead of writing an error response: every response is lost.
+    /// Reset (RST) instead of writing an error response: every response is lost,
+    /// so nothing is ever confirmed (a sender's gateway check fails too).
     #[arg(long)]
     lose_error_responses: bool,
     /// Feedback tuples to serve once (lines `timestamp<TAB>hex token`).

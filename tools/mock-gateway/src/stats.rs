@@ -29,15 +29,18 @@ pub struct Stats {
     /// Rejected notifications by status code (2, 4, 5, 7, 8, 128). Command-0 errors are
     /// counted here too, although no response is written for them.
     pub rejected: BTreeMap<u8, u64>,
-    /// Status-10 (shutdown) responses written because of `shutdown_after`.
+    /// Status-10 (shutdown) responses due because of `shutdown_after` (or
+    /// chaos), whether written or lost.
     pub shutdowns: u64,
     /// Connections closed silently because of `close_after`.
     pub silent_closes: u64,
     /// Connections reset on purpose (`reset_after`, `reset_after_error`,
     /// `lose_error_responses`).
     pub resets: u64,
-    /// Error responses not written (`lose_error_responses`, chaos): each of
-    /// these rejections reached nobody, and is in `rejected` too.
+    /// Error responses not written (`lose_error_responses`, chaos): the
+    /// rejection or shutdown is counted in `rejected` or `shutdowns` all the
+    /// same, so a rejected token whose answer was lost counts again each time
+    /// it is sent again.
     #[serde(default)]
     pub responses_lost: u64,
     /// Gateway TLS handshakes completed.
