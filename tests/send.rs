@@ -78,14 +78,7 @@ fn connecting_ahead_hands_each_reconnect_a_ready_connection() {
 /// fallback to connecting the usual way.
 #[test]
 fn connecting_ahead_survives_refused_and_closed_connections() {
-    let chaos = Chaos {
-        seed: 21,
-        fault_rate: 0.3,
-        mean_after: 500,
-        max_error_delay: Duration::ZERO,
-        lost_response_rate: 0.0,
-        refuse_rate: 0.3,
-    };
+    let chaos = Chaos { seed: 21, fault_rate: 0.3, mean_after: 500, refuse_rate: 0.3, ..Chaos::default() };
     let gw = gateway(Config { bad_rate: 0.001, seed: 13, chaos: Some(chaos), ..Config::default() });
     let tokens = tokens(20_000, 4);
     let mut config = config(&gw, 2);
@@ -142,14 +135,7 @@ fn reset_after_each_error_response() {
 /// accepted, rejected, or unconfirmed and listed, with every duplicate declared.
 #[test]
 fn lost_error_responses() {
-    let chaos = Chaos {
-        seed: 5,
-        fault_rate: 0.0,
-        mean_after: 1,
-        max_error_delay: Duration::ZERO,
-        lost_response_rate: 0.2,
-        refuse_rate: 0.0,
-    };
+    let chaos = Chaos { seed: 5, lost_response_rate: 0.2, ..Chaos::default() };
     let gw = gateway(Config { bad_rate: 0.002, seed: 11, chaos: Some(chaos), ..Config::default() });
     let tokens = tokens(20_000, 2);
     let mut config = config(&gw, 1);

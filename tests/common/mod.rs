@@ -107,14 +107,17 @@ pub fn assert_accounted(report: &Report, failures: &[Failure], gw: &Handle, toke
 pub fn assert_each_token_accounted(report: &Report, failures: &[Failure], gw: &Handle, tokens: &[DeviceToken]) {
     assert_eq!(report.unaccounted(), 0, "unaccounted tokens: {report:#?}");
     assert_eq!(report.tokens_read, tokens.len() as u64);
-    let unconfirmed: std::collections::HashSet<&str> =
-        failures.iter().filter(|f| f.state == State::Unconfirmed).map(|f| f.token.as_str()).collect();
+    let unconfirmed: std::collections::HashSet<DeviceToken> = failures
+        .iter()
+        .filter(|f| f.state == State::Unconfirmed)
+        .map(|f| DeviceToken::parse(&f.token).expect("an unconfirmed token is listed in hex"))
+        .collect();
     assert_eq!(unconfirmed.len() as u64, report.unconfirmed, "each unconfirmed token is listed");
     let deliveries = gw.deliveries();
     let (mut bad, mut bad_unconfirmed, mut twice) = (0u64, 0u64, 0u64);
     for t in tokens {
         let n = deliveries.get(t.as_bytes()).copied().unwrap_or(0);
-        let given_up = unconfirmed.contains(t.to_string().as_str());
+        let given_up = unconfirmed.contains(t);
         if gw.is_bad(t.as_bytes()) {
             bad += 1;
             bad_unconfirmed += u64::from(given_up);

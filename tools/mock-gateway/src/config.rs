@@ -241,8 +241,9 @@ mod tests {
 }
 
 /// Seeded random faults, drawn per connection from (`seed`, connection number),
-/// so a failing chaos run replays exactly with the same seed.
-#[derive(Debug, Clone, PartialEq)]
+/// so a failing chaos run replays exactly with the same seed. The default
+/// injects nothing: name the faults wanted.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Chaos {
     /// Seed of every draw.
     pub seed: u64,
