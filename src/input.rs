@@ -45,7 +45,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use crate::frame::Command;
+use crate::binary::frame::Command;
 use crate::payload::{self, PayloadError};
 use crate::token::{DeviceToken, TokenError};
 

@@ -21,20 +21,20 @@
 //!                                              results, failures ─▶ Observer ─▶ report::Report
 //! ```
 //!
+//! The shared core sits at the top; what is specific to one transport sits
+//! in a folder of its own.
+//!
 //! | module | what it holds |
 //! |---|---|
 //! | [`token`] | device tokens: parsing hex with the usual decorations |
-//! | [`frame`] | the wire format: command 0/1/2 encoders, the error response decoder |
 //! | [`payload`] | building and validating JSON payloads |
 //! | [`input`] | the streaming token-list reader (hex lines, NDJSON, dedup, partitions) |
-//! | [`shard`] | the sans-I/O state of one connection: windows, rewinds, recovery |
-//! | [`conn`] | the I/O driver of one shard: mio + native-tls, reconnects, connecting ahead |
 //! | [`run`] | a whole run: splitter, shard threads, merge ([`run::Blaster`]) |
 //! | [`report`] | what happened to every token |
 //! | [`journal`] | settled lines, for resuming a killed run |
 //! | [`tls`] | loading the provider certificate, building the TLS client |
-//! | [`feedback`], [`feedback_client`] | the feedback service: decoding and fetching |
 //! | [`error`] | why a run could not start |
+//! | [`binary`] | the binary provider protocol: [`frame`], [`shard`], [`conn`], [`feedback`], [`feedback_client`] |
 //!
 //! # Example
 //!
@@ -57,21 +57,20 @@
 //! ```
 #![deny(missing_docs, missing_debug_implementations)]
 
-pub mod conn;
+pub mod binary;
 pub mod error;
-pub mod feedback;
-pub mod feedback_client;
-pub mod frame;
 pub mod input;
 pub mod journal;
 pub mod payload;
 pub mod report;
 pub mod run;
-pub mod shard;
 pub mod tls;
 pub mod token;
 
-pub use conn::ConnectAhead;
+// The binary protocol's modules, at the paths they had before HTTP/2 came.
+pub use binary::{conn, feedback, feedback_client, frame, shard};
+
+pub use binary::conn::ConnectAhead;
 pub use error::Error;
 pub use report::{Failure, Report, State};
 pub use run::{Blaster, Observer, Progress, SendConfig, Style};

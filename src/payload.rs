@@ -8,7 +8,7 @@
 //! payload minified.
 //!
 //! The limit for each frame format is
-//! [`Command::payload_limit`](crate::frame::Command::payload_limit); callers
+//! [`Command::payload_limit`](crate::binary::frame::Command::payload_limit); callers
 //! may pass another.
 
 use std::fmt;

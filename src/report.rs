@@ -9,7 +9,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::frame::Status;
+use crate::binary::frame::Status;
 
 /// The fate of one token that was not accepted, as written to a failure list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -22,13 +22,13 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Select, Sender, TrySendError, bounded};
 use mio::Poll;
 
-use crate::conn::{self, ConnectAhead, Doorbell, Event, Inbox, Link};
+use crate::binary::conn::{self, ConnectAhead, Doorbell, Event, Inbox, Link};
 use crate::error::Error;
-use crate::frame::{Command, Priority};
+use crate::binary::frame::{Command, Priority};
 use crate::input::Record;
 use crate::journal::LineSet;
 use crate::report::{Failure, Report, ShardReport, State};
-use crate::shard::{FrameSpec, Item, Limits, ShardState};
+use crate::binary::shard::{FrameSpec, Item, Limits, ShardState};
 use crate::tls::{TlsConfig, server_name};
 
 /// Notifications per batch handed from the splitter to a shard.
@@ -81,7 +81,7 @@ pub struct SendConfig {
     /// When two rejections come within this many notifications of each
     /// other, write smaller batches over a smaller send buffer for as many
     /// again (0 = never), so that rejections close together throw less away
-    /// (see [`crate::shard::ShardState::careful`]).
+    /// (see [`crate::binary::shard::ShardState::careful`]).
     pub careful_frames: u64,
     /// Bytes per write.
     pub batch_bytes: usize,

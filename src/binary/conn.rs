@@ -23,9 +23,9 @@ use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 use native_tls::{HandshakeError, TlsConnector, TlsStream};
 
-use crate::frame::Command;
+use crate::binary::frame::Command;
 use crate::report::{Failure, ShardReport};
-use crate::shard::{ConnEnd, Item, ShardState};
+use crate::binary::shard::{ConnEnd, Item, ShardState};
 
 mod spare;
 
@@ -692,7 +692,7 @@ fn probe_answer(conn: &mut Conn, link: &Link, poll: &mut Poll, command: Command)
                 Ok(0) => return Err(refused.to_owned()),
                 Ok(n) => {
                     answer.extend_from_slice(&buf[..n]);
-                    match crate::frame::ErrorResponse::decode(&answer) {
+                    match crate::binary::frame::ErrorResponse::decode(&answer) {
                         Ok(Some(_)) => return Ok(()),
                         Ok(None) => {}
                         Err(e) => return Err(format!("{} does not speak the APNs binary protocol: {e}", link.gateway)),

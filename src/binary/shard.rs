@@ -33,7 +33,7 @@ mod queue;
 
 use std::sync::Arc;
 
-use crate::frame::{Command, ERROR_RESPONSE_LEN, ErrorResponse, Notification, Priority, Status, Template};
+use crate::binary::frame::{Command, ERROR_RESPONSE_LEN, ErrorResponse, Notification, Priority, Status, Template};
 use crate::journal::push_line;
 use crate::report::{ShardReport, State};
 use crate::token::DeviceToken;
