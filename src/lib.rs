@@ -57,8 +57,10 @@
 //! ```
 #![deny(missing_docs, missing_debug_implementations)]
 
+mod backoff;
 pub mod binary;
 pub mod error;
+mod inbox;
 pub mod input;
 pub mod journal;
 pub mod payload;
@@ -70,8 +72,8 @@ pub mod token;
 // The binary protocol's modules, at the paths they had before HTTP/2 came.
 pub use binary::{conn, feedback, feedback_client, frame, shard};
 
-pub use binary::conn::ConnectAhead;
-pub use error::Error;
+pub use binary::session::ConnectAhead;
+pub use error::{Error, GatewayError};
 pub use report::{Failure, Report, State};
 pub use run::{Blaster, Observer, Progress, SendConfig, Style};
 pub use token::DeviceToken;

@@ -22,13 +22,14 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Select, Sender, TrySendError, bounded};
 use mio::Poll;
 
-use crate::binary::conn::{self, ConnectAhead, Doorbell, Event, Inbox, Link};
-use crate::error::Error;
+use crate::binary::conn::{self, ConnectAhead, Event, Link};
 use crate::binary::frame::{Command, Priority};
+use crate::binary::shard::{FrameSpec, Item, Limits, ShardState};
+use crate::error::Error;
+use crate::inbox::{Doorbell, Inbox};
 use crate::input::Record;
 use crate::journal::LineSet;
 use crate::report::{Failure, Report, ShardReport, State};
-use crate::binary::shard::{FrameSpec, Item, Limits, ShardState};
 use crate::tls::{TlsConfig, server_name};
 
 /// Notifications per batch handed from the splitter to a shard.
@@ -227,7 +228,7 @@ impl Blaster {
     /// [`Error::Gateway`] saying why not.
     pub fn check_gateway(&self) -> Result<(), Error> {
         conn::probe(&self.link, self.config.command, &self.cancel)
-            .map_err(|reason| Error::Gateway { gateway: self.config.gateway.clone(), reason })
+            .map_err(|cause| Error::Gateway { gateway: self.config.gateway.clone(), cause })
     }
 
     /// Sends every token of `input` and reports what became of each.
@@ -270,13 +271,8 @@ impl Blaster {
         // The doorbells outlive every shard thread: closing an eventfd drops
         // the wake-up it still holds for the shard's poller, so a splitter
         // that wakes the shards and ends at once must not take them with it.
-        let (polls, bells): (Vec<Poll>, Vec<Doorbell>) = (0..n)
-            .map(|_| {
-                let poll = Poll::new().expect("the OS refused an epoll instance");
-                let bell = Doorbell::new(&poll).expect("the OS refused an eventfd");
-                (poll, bell)
-            })
-            .unzip();
+        let (polls, bells): (Vec<Poll>, Vec<Doorbell>) =
+            (0..n).map(|_| conn::poller().expect("the OS refused an epoll instance or an eventfd")).unzip();
         thread::scope(|scope| {
             let mut senders = Vec::with_capacity(n);
             let mut leftovers = Vec::with_capacity(n);

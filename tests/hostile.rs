@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use apnsblast::report::{Report, State};
 use apnsblast::run::SendConfig;
+use apnsblast::{Error, GatewayError};
 use common::*;
 use openssl::pkey::PKey;
 use openssl::ssl::{SslAcceptor, SslMethod, SslStream};
@@ -90,12 +91,12 @@ impl Drop for Hostile {
 }
 
 /// Runs a blast on another thread and insists that it ends within `limit`.
-fn bounded(config: SendConfig, text: String, limit: Duration) -> Result<Report, String> {
+fn bounded(config: SendConfig, text: String, limit: Duration) -> Result<Report, Error> {
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let reader = apnsblast::input::TokenReader::new(std::io::Cursor::new(text.into_bytes()), Default::default());
         let b = apnsblast::run::Blaster::new(config).unwrap();
-        let r = b.run(reader, &mut ()).map_err(|e| e.to_string());
+        let r = b.run(reader, &mut ());
         let _ = tx.send(r);
     });
     rx.recv_timeout(limit).expect("the run hung")
@@ -201,7 +202,7 @@ fn silent_gateway_fails_the_preflight() {
         true,
     );
     let err = bounded(h.config(), list(&tokens(10, 5)), LIMIT).expect_err("the gateway never answers");
-    assert!(err.contains("did not answer"), "{err}");
+    assert!(matches!(err, Error::Gateway { cause: GatewayError::NoAnswer(_), .. }), "{err:?}");
 }
 
 #[test]
@@ -210,7 +211,7 @@ fn stalled_handshake_fails_the_preflight() {
     let mut c = h.config();
     c.connect_timeout = STALL;
     let err = bounded(c, list(&tokens(10, 5)), LIMIT).expect_err("the handshake never completes");
-    assert!(err.contains("timed out"), "{err}");
+    assert!(matches!(err, Error::Gateway { cause: GatewayError::Timeout(_), .. }), "{err:?}");
 }
 
 #[test]
@@ -231,7 +232,7 @@ fn nobody_listening_fails_the_preflight() {
     c.max_failures = 2;
     c.backoff_min = Duration::from_millis(5);
     let err = bounded(c, list(&tokens(10, 5)), LIMIT).expect_err("nothing listens");
-    assert!(err.contains("cannot connect"), "{err}");
+    assert!(matches!(err, Error::Gateway { cause: GatewayError::Unreachable { .. }, .. }), "{err:?}");
 }
 
 #[test]
@@ -243,7 +244,8 @@ fn rejected_certificate_fails_the_preflight() {
     c.tls.identity = Some(apnsblast::tls::ClientIdentity::load(&rogue.p12_path, None, Some("")).unwrap());
     c.max_failures = 2;
     let err = bounded(c, list(&tokens(10, 5)), LIMIT).expect_err("the mock refuses a rogue certificate");
-    assert!(err.contains("does not accept this certificate"), "{err}");
+    let Error::Gateway { cause, .. } = &err else { panic!("{err:?}") };
+    assert!(matches!(cause, GatewayError::Refused { .. }) && cause.is_certificate(), "{err:?}");
     assert_eq!(gw.stop().accepted, 0);
 }
 

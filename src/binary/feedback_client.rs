@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use native_tls::HandshakeError;
 
-use crate::error::Error;
 use crate::binary::feedback::{FeedbackReadError, FeedbackTuple, read_all};
+use crate::error::{Error, GatewayError};
 use crate::tls::{TlsConfig, server_name};
 
 /// Connects to the feedback service at `gateway` (`host:port`), reads every
@@ -28,9 +28,9 @@ use crate::tls::{TlsConfig, server_name};
 /// silent, or sends something that is not a list of tuples.
 pub fn fetch(gateway: &str, tls: &TlsConfig, timeout: Duration) -> Result<Vec<FeedbackTuple>, Error> {
     let connector = tls.connector()?;
-    let fail = |reason: String| Error::Gateway { gateway: gateway.to_owned(), reason };
-    let addrs = gateway.to_socket_addrs().map_err(|e| fail(format!("cannot resolve the address: {e}")))?;
-    let mut last = "the name resolves to no address".to_owned();
+    let fail = |cause: GatewayError| Error::Gateway { gateway: gateway.to_owned(), cause };
+    let addrs = gateway.to_socket_addrs().map_err(|e| fail(GatewayError::Unresolved(e)))?;
+    let mut last = GatewayError::NoAddress;
     let mut tcp = None;
     for addr in addrs {
         match TcpStream::connect_timeout(&addr, timeout) {
@@ -38,31 +38,30 @@ pub fn fetch(gateway: &str, tls: &TlsConfig, timeout: Duration) -> Result<Vec<Fe
                 tcp = Some(s);
                 break;
             }
-            Err(e) => last = format!("cannot connect to {addr}: {e}"),
+            Err(source) => last = GatewayError::Unreachable { addr, source },
         }
     }
     let tcp = tcp.ok_or_else(|| fail(last))?;
     tcp.set_read_timeout(Some(timeout))
         .and_then(|()| tcp.set_write_timeout(Some(timeout)))
-        .map_err(|e| fail(format!("socket setup failed: {e}")))?;
+        .map_err(|source| fail(GatewayError::Io { what: "socket setup", source }))?;
     let stream = connector.connect(server_name(gateway), tcp).map_err(|e| {
         fail(match e {
-            HandshakeError::Failure(e) => format!("TLS handshake failed: {e}"),
-            HandshakeError::WouldBlock(_) => format!("TLS handshake did not finish within {timeout:?}"),
+            HandshakeError::Failure(e) => GatewayError::handshake(e.to_string()),
+            HandshakeError::WouldBlock(_) => GatewayError::Timeout("the TLS handshake"),
         })
     })?;
     let mut service = Service { stream, bytes: 0 };
     read_all(&mut service).map_err(|e| {
         fail(match e {
             FeedbackReadError::Io(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
-                format!("the feedback service sent nothing for {timeout:?}")
+                GatewayError::NoAnswer(timeout)
             }
-            FeedbackReadError::Io(e) if service.bytes == 0 => format!(
-                "the connection failed before any data arrived ({e}): the service may not accept this \
-                 certificate (a sandbox certificate on the production service, or the reverse?)"
-            ),
-            FeedbackReadError::Io(e) => format!("reading failed after {} bytes: {e}", service.bytes),
-            other => other.to_string(),
+            FeedbackReadError::Io(e) if service.bytes == 0 => GatewayError::Refused { detail: Some(e.to_string()) },
+            FeedbackReadError::Io(e) => {
+                GatewayError::Protocol(format!("reading failed after {} bytes: {e}", service.bytes))
+            }
+            other => GatewayError::Protocol(other.to_string()),
         })
     })
 }

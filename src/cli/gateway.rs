@@ -2,6 +2,7 @@
 //! with Apple's addresses as defaults, and hints for the connection errors
 //! that one flag fixes.
 
+use apnsblast::GatewayError;
 use clap::Args;
 
 /// Production gateway (PROTOCOL.md).
@@ -72,21 +73,20 @@ impl GatewayArgs {
     /// classic mix-up of certificate and environment, or a server whose
     /// certificate is not trusted.
     pub fn hint(&self, e: anyhow::Error) -> anyhow::Error {
-        let text = format!("{e:#}");
-        let hint = if text.contains("does not accept this certificate") {
-            if self.gateway.is_some() {
-                return e;
-            } else if self.sandbox {
+        let cause = e.chain().find_map(|c| match c.downcast_ref::<apnsblast::Error>() {
+            Some(apnsblast::Error::Gateway { cause, .. }) => Some(cause),
+            _ => None,
+        });
+        let hint = match cause {
+            Some(GatewayError::Refused { .. }) if self.gateway.is_some() => return e,
+            Some(GatewayError::Refused { .. }) if self.sandbox => {
                 "a production certificate needs the production servers (drop --sandbox)"
-            } else {
-                "a development (sandbox) certificate needs --sandbox"
             }
-        } else if text.contains("certificate verify failed") {
-            "the server's certificate is not trusted: give its CA with --ca FILE"
-        } else {
-            return e;
+            Some(GatewayError::Refused { .. }) => "a development (sandbox) certificate needs --sandbox",
+            Some(GatewayError::Untrusted(_)) => "the server's certificate is not trusted: give its CA with --ca FILE",
+            _ => return e,
         };
-        anyhow::anyhow!("{text}; hint: {hint}")
+        anyhow::anyhow!("{e:#}; hint: {hint}")
     }
 }
 
@@ -106,5 +106,22 @@ mod tests {
         assert!(g(Some("host:port"), false).resolve(Service::Push).is_err());
         assert!(g(Some("host:0"), false).resolve(Service::Push).is_err());
         assert!(g(Some("http://x"), false).resolve(Service::Push).is_err());
+    }
+
+    #[test]
+    fn a_refused_certificate_gets_the_environment_hint_and_an_untrusted_server_the_ca_hint() {
+        let failed = |cause| anyhow::Error::from(apnsblast::Error::Gateway { gateway: "gw:1".into(), cause });
+        let refused = || failed(GatewayError::Refused { detail: None });
+        let args = |gateway: Option<&str>, sandbox| GatewayArgs { gateway: gateway.map(str::to_owned), sandbox };
+        let hinted = |args: GatewayArgs, e| args.hint(e).to_string();
+        assert!(
+            hinted(args(None, false), refused())
+                .ends_with("; hint: a development (sandbox) certificate needs --sandbox")
+        );
+        assert!(hinted(args(None, true), refused()).ends_with("(drop --sandbox)"));
+        assert!(!hinted(args(Some("gw:1"), false), refused()).contains("hint"), "no guess for a gateway of one's own");
+        let untrusted = failed(GatewayError::Untrusted("certificate verify failed".into()));
+        assert!(hinted(args(None, false), untrusted.context("trial 1")).ends_with("give its CA with --ca FILE"));
+        assert!(!hinted(args(None, false), failed(GatewayError::NoAddress)).contains("hint"));
     }
 }
