@@ -11,7 +11,7 @@
 //! notification (OpenSSL's rule; see `ShardState::pending_bytes`).
 //!
 //! What to write and what an answer means is decided by [`ShardState`];
-//! when to connect, pause or give up by the [`Session`]; this module only
+//! when to connect, pause or give up by the session (`binary::session`); this module only
 //! moves bytes, keeps time, and does what they say.
 //!
 //! | file | what it holds |
