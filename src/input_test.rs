@@ -1,5 +1,7 @@
 //! Token lists read line by line: every kind of line, CRLF, junk, partitions.
 
+use std::io;
+
 use super::partition::{fingerprint, fnv1a64};
 use super::scan::{find_newline, token_line};
 use super::*;
