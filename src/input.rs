@@ -51,6 +51,7 @@ mod partition;
 mod reader;
 mod scan;
 
+pub use dedup::MAX_FILTER_BYTES;
 pub use partition::{Partition, PartitionError};
 pub use reader::TokenReader;
 
@@ -143,7 +144,8 @@ pub struct ReaderOptions {
     /// Read only this part of the list (default: all of it).
     pub partition: Option<Partition>,
     /// About how many tokens the list holds, if known: sizes the duplicate
-    /// filter (default `None`: the largest, 16 MiB, touched as it fills).
+    /// filter (default `None`: the largest, [`MAX_FILTER_BYTES`], touched as
+    /// it fills).
     pub expected_tokens: Option<u64>,
 }
 
