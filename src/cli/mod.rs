@@ -353,7 +353,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_and_seconds() {
+    fn sizes_and_seconds_take_their_suffixes_and_refuse_junk() {
         assert_eq!(parse_size("65536"), Ok(65536));
         assert_eq!(parse_size("64K"), Ok(64 << 10));
         assert_eq!(parse_size("16MiB"), Ok(16 << 20));

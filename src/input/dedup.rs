@@ -298,7 +298,7 @@ mod tests {
 
     /// The figure the docs quote: 16 bits per token, about 0.02% false alarms.
     #[test]
-    fn false_positives_near_a_tenth_of_a_percent() {
+    fn false_alarms_stay_under_three_in_ten_thousand_at_sixteen_bits_per_token() {
         let n = 1_000_000;
         let mut dedup = Dedup::new(Some(n));
         let passed = (0..n).filter_map(|i| check(&mut dedup, entry(i + 1, i))).count() + dedup.drain().count();
