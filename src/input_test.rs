@@ -1,5 +1,7 @@
 //! Token lists read line by line: every kind of line, CRLF, junk, partitions.
 
+use std::io;
+
 use super::partition::{fingerprint, fnv1a64};
 use super::scan::{find_newline, token_line};
 use super::*;
@@ -43,7 +45,7 @@ fn reason(r: &Record) -> &SkipReason {
 }
 
 #[test]
-fn plain_lines_blank_comments_crlf() {
+fn token_lines_are_sent_and_blank_and_comment_lines_yield_nothing() {
     let list = format!("# header\r\n{A}\r\n\r\n   \n<{}>\n  {}  \r\n", B.to_uppercase(), &A[..63]);
     let mut r = TokenReader::new(list.as_bytes(), ReaderOptions::default());
     let got = by_line(r.by_ref().map(Result::unwrap).collect());
@@ -74,7 +76,7 @@ fn the_common_line_is_told_by_its_break() {
 }
 
 #[test]
-fn last_line_without_newline_and_bom() {
+fn a_last_line_without_newline_and_a_leading_bom_are_read() {
     let list = format!("\u{feff}{A}\n{B}");
     assert_eq!(read(list.as_bytes()), vec![send(1, A), send(2, B)]);
     assert_eq!(read(b""), vec![]);
@@ -118,7 +120,7 @@ fn junk_lines_give_reasons() {
 }
 
 #[test]
-fn ndjson_lines() {
+fn ndjson_lines_send_their_minified_payload_or_say_why_not() {
     let list = format!(
         concat!(
             "{{\"token\": \"{a}\", \"payload\": {{ \"aps\" : {{\"alert\": \"hi\"}}, \"x\": 1 }} }}\n",
@@ -144,7 +146,7 @@ fn ndjson_lines() {
 }
 
 #[test]
-fn ndjson_payload_limit() {
+fn an_ndjson_payload_over_the_limit_is_skipped() {
     let big = "x".repeat(40);
     let list = format!("{{\"token\": \"{A}\", \"payload\": {{\"a\": \"{big}\"}}}}\n");
     let opts = ReaderOptions { payload_limit: 32, ..ReaderOptions::default() };
@@ -153,7 +155,7 @@ fn ndjson_payload_limit() {
 }
 
 #[test]
-fn partition_parse() {
+fn partitions_parse_as_k_slash_n_and_refuse_the_rest() {
     assert_eq!("3/4".parse(), Ok(Partition { index: 3, count: 4 }));
     assert_eq!(" 0 / 1 ".parse(), Ok(Partition { index: 0, count: 1 }));
     assert_eq!("4/4".parse::<Partition>(), Err(PartitionError::IndexOutOfRange { index: 4, count: 4 }));
@@ -235,7 +237,7 @@ fn find_newline_matches_position() {
 }
 
 #[test]
-fn lines_split_across_small_buffers() {
+fn lines_split_across_buffer_refills_read_the_same() {
     let list = format!("{A}\r\n\n# c\n{B}\r\n{}\n{A}", "y".repeat(MAX_LINE + 1));
     for cap in [1, 7, 64, 65, 66, 1000] {
         let r = TokenReader::new(io::BufReader::with_capacity(cap, list.as_bytes()), ReaderOptions::default());

@@ -158,7 +158,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn merges_and_finds() {
+    fn line_set_merges_overlapping_ranges_and_finds_lines() {
         let s = LineSet::from_ranges(vec![(10, 12), (1, 3), (4, 5), (11, 20), (30, 30)]);
         assert_eq!(s.ranges, [(1, 5), (10, 20), (30, 30)]);
         assert_eq!(s.len(), 17);

@@ -20,6 +20,10 @@ use super::output::Outputs;
 use super::tokens::Input;
 use super::{Exit, Global, OutputArgs, TuningArgs};
 
+/// The share of tokens the bundled mock rejects unless told otherwise
+/// (`pub(crate)`: `tune` uses the mock the same way).
+pub(crate) const BAD_RATE: f64 = 0.001;
+
 /// `apnsblast demo`.
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -27,7 +31,7 @@ pub struct DemoArgs {
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     pub tokens: u64,
     /// Fraction of tokens the mock gateway rejects as invalid (status 8)
-    #[arg(long, value_name = "R", default_value_t = 0.001)]
+    #[arg(long, value_name = "R", default_value_t = BAD_RATE)]
     pub bad_rate: f64,
     /// Seed of the token list and of the mock's choice of invalid tokens
     #[arg(long, value_name = "S", default_value_t = 1)]

@@ -29,8 +29,8 @@ pub struct FeedbackArgs {
     pub timeout: Secs,
     #[command(flatten, next_help_heading = "TLS")]
     pub tls: TlsArgs,
-    /// Feedback service HOST:PORT (default feedback.push.apple.com:2196,
-    /// with --sandbox feedback.sandbox.push.apple.com:2196)
+    /// The feedback service: Apple's (production, or sandbox with
+    /// --sandbox), or the one --gateway names.
     #[command(flatten, next_help_heading = "Service")]
     pub gateway: GatewayArgs,
 }

@@ -253,7 +253,7 @@ mod tests {
     }
 
     #[test]
-    fn deterministic_distinct_and_readable() {
+    fn the_same_seed_gives_the_same_distinct_sendable_tokens() {
         let (a, stats) = text(5000, 7, 0.0);
         assert_eq!(a, text(5000, 7, 0.0).0);
         assert_ne!(a, text(5000, 8, 0.0).0);

@@ -15,6 +15,7 @@ use anyhow::{Context, bail};
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use apnsblast::ConnectAhead;
+use apnsblast::conn::LONG_ROUND_TRIP;
 use apnsblast::input::Partition;
 use apnsblast::report::Report;
 use apnsblast::run::{SendConfig, Style};
@@ -176,11 +177,13 @@ pub struct TuningArgs {
     /// Seconds allowed for TCP connect plus TLS handshake
     #[arg(long, value_name = "SECS", default_value_t = Secs(defaults().connect_timeout))]
     pub connect_timeout: Secs,
-    /// Set up each shard's next connection while the current one works, so
-    /// writing goes on at once after a rejection or a confirmation. auto: while
-    /// the shortest TCP connect so far, about a round trip, took 5 ms or more
-    /// (a long link)
     #[arg(long, value_enum, default_value_t = AheadArg::Auto)]
+    #[arg(help = format!(
+        "Set up each shard's next connection while the current one works, so writing goes on at once after a \
+         rejection or a confirmation. auto: while the shortest TCP connect so far, about a round trip, took {} \
+         (a long link)",
+        long_round_trip()
+    ))]
     pub connect_ahead: AheadArg,
     /// Seconds a silent gateway is waited for
     #[arg(long, value_name = "SECS", default_value_t = Secs(defaults().response_timeout))]
@@ -196,7 +199,7 @@ pub struct TuningArgs {
 /// `--connect-ahead`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum AheadArg {
-    /// While the shortest TCP connect so far took 5 ms or more.
+    #[value(help = format!("While the shortest TCP connect so far took {}", long_round_trip()))]
     Auto,
     /// Always (one handshake per shard goes unused).
     Always,
@@ -219,8 +222,8 @@ impl TuningArgs {
     /// # Errors
     /// A setting out of range, naming its flag.
     pub fn apply(&self, config: &mut SendConfig) -> anyhow::Result<()> {
-        if !(1..=1024).contains(&self.shards) {
-            bail!("--shards {}: must be 1 to 1024", self.shards);
+        if !(1..=MAX_SHARDS).contains(&self.shards) {
+            bail!("--shards {}: must be 1 to {MAX_SHARDS}", self.shards);
         }
         if self.window_bytes == 0 {
             bail!("--window-bytes: must be positive");
@@ -277,6 +280,14 @@ pub struct OutputArgs {
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
 }
+
+/// `--connect-ahead auto`'s threshold, as `--help` says it ("5 ms or more").
+fn long_round_trip() -> String {
+    format!("{} ms or more", LONG_ROUND_TRIP.as_millis())
+}
+
+/// The most shards `--shards` (and `tune --shards-list`) takes.
+const MAX_SHARDS: usize = 1024;
 
 /// The library's defaults, for `--help` and for settings not on the command line.
 fn defaults() -> SendConfig {
@@ -342,7 +353,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_and_seconds() {
+    fn sizes_and_seconds_take_their_suffixes_and_refuse_junk() {
         assert_eq!(parse_size("65536"), Ok(65536));
         assert_eq!(parse_size("64K"), Ok(64 << 10));
         assert_eq!(parse_size("16MiB"), Ok(16 << 20));

@@ -12,7 +12,7 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
 use apnsblast::frame::{Command, Priority};
-use apnsblast::input::{Partition, ReaderOptions};
+use apnsblast::input::{MAX_FILTER_BYTES, Partition, ReaderOptions};
 use apnsblast::journal::LineSet;
 use apnsblast::payload;
 use apnsblast::run::SendConfig;
@@ -47,10 +47,12 @@ pub struct SendArgs {
     /// with `apnsblast merge`
     #[arg(long, value_name = "K/N", value_parser = parse_partition, help_heading = "Input")]
     pub partition: Option<Partition>,
-    /// Send repeated tokens again instead of skipping them (skipping them
-    /// keeps a filter of up to 16 MiB in memory and 8 bytes per token in a
-    /// temporary file under $TMPDIR)
     #[arg(long, help_heading = "Input")]
+    #[arg(help = format!(
+        "Send repeated tokens again instead of skipping them (skipping them keeps a filter of up to {} MiB in \
+         memory and 8 bytes per token in a temporary file under $TMPDIR)",
+        MAX_FILTER_BYTES >> 20
+    ))]
     pub no_dedup: bool,
     /// Check the whole list first and send nothing if any line is unusable
     #[arg(long, help_heading = "Input")]
@@ -72,16 +74,21 @@ pub struct MessageArgs {
     /// Sound name, with --alert
     #[arg(long, value_name = "NAME", requires = "alert", help_heading = "Message")]
     pub sound: Option<String>,
-    /// Seconds from now that Apple may store the notification for an offline
-    /// device; 0 = deliver now or never (values from 1000000000 up are taken
-    /// as an absolute UNIX time)
     #[arg(long, value_name = "SECS", default_value_t = 0, help_heading = "Message")]
+    #[arg(help = format!(
+        "Seconds from now that Apple may store the notification for an offline device; 0 = deliver now or never \
+         (values from {ABSOLUTE_EXPIRY} up are taken as an absolute UNIX time)"
+    ))]
     pub expiry: u64,
     /// 10 = deliver now, 5 = when it saves the device's power (--format 2 only)
     #[arg(long, value_name = "10|5", value_enum, default_value_t = PriorityArg::Now, hide_possible_values = true, help_heading = "Message")]
     pub priority: PriorityArg,
-    /// Frame format: 1 (enhanced, payloads up to 256 bytes) or 2 (items, up to 2048)
     #[arg(long, value_name = "1|2", value_parser = clap::value_parser!(u8).range(1..=2), default_value_t = 2, help_heading = "Message")]
+    #[arg(help = format!(
+        "Frame format: 1 (enhanced, payloads up to {} bytes) or 2 (items, up to {})",
+        Command::Enhanced.payload_limit(),
+        Command::Items.payload_limit()
+    ))]
     pub format: u8,
 }
 

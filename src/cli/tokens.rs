@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use anyhow::{Context, bail};
 
 use apnsblast::input::{ReaderOptions, Record, TokenReader};
+use apnsblast::token::TOKEN_LEN;
 
 /// Read buffer for token lists: large, since lists run to millions of lines.
 const BUFFER: usize = 256 << 10;
@@ -91,7 +92,7 @@ const AHEAD_STEP: u64 = 16 << 20;
 /// Sequential read-ahead covers a list that is not in memory at all. A list
 /// that is partly in memory (written hours ago, the rest paged out) has holes
 /// that the kernel fills only when a read reaches them, one synchronous disk
-/// read each: here up to 0.37 s, during which no shard gets work. So the next
+/// read each, during which no shard gets work. So the next
 /// [`AHEAD`] bytes are requested in the background as the reader goes.
 struct ReadAhead {
     file: File,
@@ -181,10 +182,10 @@ fn check_all(file: &mut File, name: &str, options: &ReaderOptions) -> anyhow::Re
     Ok(())
 }
 
-/// About how many tokens a list of `bytes` holds: 65 bytes a line (64 hex
-/// digits and a newline), the common case.
+/// About how many tokens a list of `bytes` holds: a line of hex digits and
+/// a newline each, the common case.
 fn tokens_in(bytes: u64) -> u64 {
-    bytes / 65
+    bytes / (2 * TOKEN_LEN as u64 + 1)
 }
 
 /// Counts the bytes that pass through.

@@ -21,19 +21,23 @@ use apnsblast::run::{SendConfig, Style};
 use mock_gateway::Config;
 
 use super::blast::{self, Job};
+use super::demo::BAD_RATE;
 use super::demo::start_mock;
 use super::generate::TokenGen;
 use super::output::{Outputs, Pending};
 use super::send::MessageArgs;
 use super::tlsargs::{TlsArgs, can_prompt};
 use super::tokens::{self, Input};
-use super::{Exit, GatewayArgs, Global, OutputArgs, Service, StyleArg, TuningArgs, defaults};
-use table::{Row, chart, errors, grouped, recommend, send_flags, table};
+use super::{Exit, GatewayArgs, Global, MAX_SHARDS, OutputArgs, Service, StyleArg, TuningArgs, defaults};
+use table::{RECONNECT_MARGIN, RECONNECT_SLACK, Row, SAME_SPEED, chart, errors, grouped, recommend, send_flags, table};
 
 mod table;
 
-/// How the recommendation is chosen, for `--help` (and the code below).
-const RULE: &str = "\
+/// How the recommendation is chosen, for `--help` (and the code below), with
+/// the thresholds `table` applies.
+fn rule() -> String {
+    format!(
+        "\
 Trials: every count of --shards-list with Nagle on and off, pipelined, on --sample tokens; then the strict \
 style (a read after every notification) at the smallest count only, Nagle on and off, on --strict-sample \
 tokens, since it is slow.
@@ -43,9 +47,9 @@ attempts. Invalid tokens are the list's doing, not the setting's: they are not e
 each rejection forces (the gateway closes the connection after every error response): only reconnects \
 beyond those are the setting's.
 
-The recommendation: a trial is clean when it has the fewest errors per token of all trials and at most 10% \
-more of the setting's reconnects per token than the fewest (plus 2). Clean trials within 5% of the fastest \
-clean one count as equally fast; of those the one with the fewest shards wins (fewer connections to hold \
+The recommendation: a trial is clean when it has the fewest errors per token of all trials and at most {} \
+more of the setting's reconnects per token than the fewest (plus {RECONNECT_SLACK}). Clean trials within {} of \
+the fastest clean one count as equally fast; of those the one with the fewest shards wins (fewer connections to hold \
 open), then the one with the fewest reconnects, then the fastest. It is printed as `apnsblast send` \
 flags, with the other Sending options given here.
 
@@ -53,14 +57,23 @@ Against the bundled mock (no --gateway, no --sandbox) nothing leaves the machine
 loopback gateway, generated tokens. With --gateway or --sandbox every trial sends real notifications to \
 the devices of the list: tune says how many in all and asks on the terminal, or needs --yes.
 
-Exit status: 0 all trials ran (rejections or not); 1 interrupted; 2 tune could not run.";
+Exit status: 0 all trials ran (rejections or not); 1 interrupted; 2 tune could not run.",
+        percent(RECONNECT_MARGIN),
+        percent(SAME_SPEED)
+    )
+}
+
+/// `0.05` as "5%".
+fn percent(fraction: f64) -> String {
+    format!("{:.0}%", fraction * 100.0)
+}
 
 /// Default alert against the mock.
 const MOCK_ALERT: &str = "apnsblast tune";
 
 /// `apnsblast tune`.
 #[derive(Debug, Args)]
-#[command(after_help = RULE)]
+#[command(after_help = rule())]
 // The sweep sets these three; `check` refuses them if given.
 #[command(mut_arg("shards", |a| a.hide(true)), mut_arg("nodelay", |a| a.hide(true)))]
 #[command(mut_arg("style", |a| a.hide(true)))]
@@ -82,7 +95,7 @@ pub struct TuneArgs {
     #[arg(long, value_name = "N", default_value_t = 10_000, help_heading = "Sample")]
     pub strict_sample: u64,
     /// Fraction of tokens the bundled mock rejects as invalid (status 8), as in demo
-    #[arg(long, value_name = "R", default_value_t = 0.001, help_heading = "Sample")]
+    #[arg(long, value_name = "R", default_value_t = BAD_RATE, help_heading = "Sample")]
     #[arg(conflicts_with_all = ["gateway", "sandbox"])]
     pub bad_rate: f64,
     /// Seed of the generated tokens and of the mock's choice of invalid ones
@@ -242,8 +255,9 @@ pub fn run(mut args: TuneArgs, global: &Global) -> anyhow::Result<Exit> {
         Some(i) => {
             println!("recommended: {}", send_flags(&rows[i], &args.tuning));
             println!(
-                "  {}/s: of the clean trials within 5% of the fastest, the one with the fewest shards (see --help)",
-                grouped(rows[i].rate_per_s)
+                "  {}/s: of the clean trials within {} of the fastest, the one with the fewest shards (see --help)",
+                grouped(rows[i].rate_per_s),
+                percent(SAME_SPEED)
             );
             if !real {
                 println!("  measured on the loopback mock: a real gateway's round trip changes the answer");
@@ -282,8 +296,8 @@ fn check(args: &TuneArgs, real: bool) -> anyhow::Result<Vec<usize>> {
     let mut shards = args.shards_list.clone();
     shards.sort_unstable();
     shards.dedup();
-    match shards.iter().find(|s| !(1..=1024).contains(*s)) {
-        Some(bad) => bail!("--shards-list: {bad}: each count must be 1 to 1024"),
+    match shards.iter().find(|s| !(1..=MAX_SHARDS).contains(*s)) {
+        Some(bad) => bail!("--shards-list: {bad}: each count must be 1 to {MAX_SHARDS}"),
         None if shards.is_empty() => bail!("--shards-list: give at least one count"),
         None => {}
     }

@@ -23,19 +23,20 @@
 //! a fingerprint with probability ≈ n²/2⁶⁵ (≈ 3·10⁻⁶ for 10M tokens); the
 //! later one would then be skipped as a duplicate.
 
-use std::alloc::{self, Layout};
 use std::collections::HashMap;
 use std::collections::hash_map::Entry as Slot;
-use std::fs::File;
 use std::hash::BuildHasherDefault;
-use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
-use std::ops::{Deref, DerefMut};
-use std::ptr::NonNull;
 use std::sync::Arc;
 
 use super::Entry;
 use super::partition::{PassThrough, fingerprint};
 use crate::token::DeviceToken;
+
+mod filter;
+mod spool;
+
+use filter::{Block, Blocks, prefetch};
+use spool::Spool;
 
 /// Tokens whose filter block is being fetched from memory before it is
 /// read: a block is a cache miss in a filter of megabytes, so the next few
@@ -47,45 +48,13 @@ const HOLD_MAX: usize = 1 << 16;
 /// 16 bits per held token at most).
 const SCAN_BITMAP_BITS: usize = 1 << 20;
 /// The filter's ceiling: 16 MiB, 16 bits per token up to about 8M tokens.
-const MAX_FILTER_BYTES: usize = 16 << 20;
+/// Longer lists share it: more "maybe seen" lines to check exactly, the
+/// same verdicts.
+pub const MAX_FILTER_BYTES: usize = 16 << 20;
 /// The filter's floor, for short lists.
 const MIN_FILTER_BYTES: usize = 4 << 10;
 /// Filter bits per expected token (about 0.02% false positives).
 const BITS_PER_TOKEN: u64 = 16;
-
-/// One filter block: a token sets one bit in each word. Aligned so that it
-/// never straddles two cache lines (one memory access per token).
-#[derive(Debug, Clone, Copy, Default)]
-#[repr(align(32))]
-struct Block([u32; 8]);
-
-impl Block {
-    /// Sets one bit in each word, picked by `bits`; whether all eight were
-    /// set already. Whole-block operations without branches: with AVX2 the
-    /// eight words are done at once in one vector register (a third of the
-    /// instructions of the word-by-word loop).
-    #[inline(always)]
-    fn mark(&mut self, bits: u32) -> bool {
-        let mask: [u32; 8] = std::array::from_fn(|i| 1 << (bits.wrapping_mul(SALT[i]) >> 27));
-        let mut missing = 0;
-        for (word, bit) in self.0.iter_mut().zip(mask) {
-            missing |= bit & !*word;
-            *word |= bit;
-        }
-        missing == 0
-    }
-
-    /// [`Block::mark`] compiled for AVX2.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    fn mark_avx2(&mut self, bits: u32) -> bool {
-        self.mark(bits)
-    }
-}
-
-/// Odd multipliers that pick a token's bit in each word of its block.
-const SALT: [u32; 8] =
-    [0x47b6_137b, 0x4497_4d91, 0x8824_ad5b, 0xa2b7_289d, 0x7054_95c7, 0x2df1_424b, 0x9efc_4947, 0x5c6b_fb31];
 
 /// The verdicts on a held batch, in line order.
 #[derive(Debug, PartialEq, Eq)]
@@ -267,9 +236,10 @@ impl Queued {
 }
 
 /// The tokens whose filter blocks are on their way, oldest first: a ring of
-/// [`LOOKAHEAD`] slots written field by field. (Moving whole entries through a
-/// queue right after they were built made the CPU reload them before their
-/// stores had landed: 60% of the check's samples sat on two such loads.)
+/// [`LOOKAHEAD`] slots written field by field. An entry moved whole through a
+/// queue right after it was built makes the CPU reload it before its stores
+/// have landed (a store-forwarding stall), which slots written and read
+/// field by field avoid.
 #[derive(Debug)]
 struct Lookahead {
     slots: Box<[Queued; LOOKAHEAD]>,
@@ -311,193 +281,6 @@ impl Lookahead {
     }
 }
 
-/// Asks the CPU to start loading `block` into cache.
-#[cfg(target_arch = "x86_64")]
-fn prefetch(block: &Block) {
-    use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-    // SAFETY: a prefetch is a hint that never faults, and `block` is a live reference.
-    unsafe { _mm_prefetch::<_MM_HINT_T0>(std::ptr::from_ref(block).cast()) }
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-fn prefetch(_block: &Block) {}
-
-/// Huge pages on x86-64 and most Linux machines.
-const HUGE_PAGE: usize = 2 << 20;
-
-/// The filter's memory: zeroed blocks, aligned to [`HUGE_PAGE`] when the
-/// filter is at least that big. Each token touches a random block, so with
-/// 4 KiB pages nearly every lookup of a large filter also misses the TLB, and
-/// a prefetch then waits for the page walk (in a virtual machine, a
-/// two-level one) instead of running ahead; aligned, the filter can be
-/// backed by huge pages (see [`huge_pages`]). Measured on `send`: 10M tokens
-/// 2.74 to 3.00 M/s; 1M tokens (a 2 MiB filter, one huge page) 0.45 to
-/// 0.41 s of CPU.
-struct Blocks {
-    ptr: NonNull<Block>,
-    len: usize,
-    layout: Layout,
-}
-
-// SAFETY: `Blocks` owns its memory exclusively, as a `Box<[Block]>` would.
-unsafe impl Send for Blocks {}
-// SAFETY: shared access only reads, through `Deref`.
-unsafe impl Sync for Blocks {}
-
-impl Blocks {
-    fn zeroed(len: usize) -> Blocks {
-        let size = len.checked_mul(size_of::<Block>()).expect("the filter's size fits in memory");
-        let align = if size >= HUGE_PAGE { HUGE_PAGE } else { align_of::<Block>() };
-        let layout = Layout::from_size_align(size, align).expect("a power-of-two alignment");
-        assert!(size > 0, "a filter has at least one block");
-        // SAFETY: the layout's size is not zero.
-        let raw = unsafe { alloc::alloc(layout) };
-        let Some(ptr) = NonNull::new(raw.cast::<Block>()) else { alloc::handle_alloc_error(layout) };
-        // Advised before it is written: the advice applies to pages not yet touched.
-        huge_pages(raw, size);
-        // SAFETY: `ptr` is valid for `len` blocks, and all-zero bytes are a valid `Block`.
-        unsafe { ptr.as_ptr().write_bytes(0, len) };
-        Blocks { ptr, len, layout }
-    }
-}
-
-impl Deref for Blocks {
-    type Target = [Block];
-    fn deref(&self) -> &[Block] {
-        // SAFETY: `ptr` holds `len` initialised blocks for as long as `self` lives.
-        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-impl DerefMut for Blocks {
-    fn deref_mut(&mut self) -> &mut [Block] {
-        // SAFETY: as in `deref`, and `&mut self` makes the access exclusive.
-        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
-    }
-}
-
-impl Drop for Blocks {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `zeroed` with this layout, freed once.
-        unsafe { alloc::dealloc(self.ptr.as_ptr().cast(), self.layout) }
-    }
-}
-
-impl std::fmt::Debug for Blocks {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Blocks({} × 32 bytes)", self.len)
-    }
-}
-
-/// Asks Linux to back the huge-page-aligned part of `len` bytes at `start`
-/// with huge pages (transparent huge pages are often on only where asked for).
-#[cfg(target_os = "linux")]
-fn huge_pages(start: *mut u8, len: usize) {
-    let (addr, end) = (start as usize, start as usize + len);
-    let (first, last) = (addr.next_multiple_of(HUGE_PAGE), end / HUGE_PAGE * HUGE_PAGE);
-    if first < last {
-        // SAFETY: the range lies inside one allocation, and the advice
-        // changes only how its pages are backed, never their contents.
-        let rc = unsafe { libc::madvise(start.add(first - addr).cast(), last - first, libc::MADV_HUGEPAGE) };
-        if rc != 0 {
-            log::debug!("no huge pages for the duplicate filter: {}", io::Error::last_os_error());
-        }
-    }
-}
-
-#[cfg(not(target_os = "linux"))]
-fn huge_pages(_start: *mut u8, _len: usize) {}
-
-/// The fingerprints of every token passed so far, in a temporary file (in
-/// memory if none can be made).
-#[derive(Debug)]
-enum Spool {
-    File(BufWriter<File>),
-    Memory(Vec<u64>),
-}
-
-impl Spool {
-    fn new() -> Spool {
-        match tempfile::tempfile() {
-            Ok(file) => Spool::File(BufWriter::with_capacity(64 << 10, file)),
-            Err(e) => {
-                log::warn!(
-                    "cannot create a temporary file for duplicate detection ({e}); \
-                     keeping 8 bytes per token in memory instead (set TMPDIR to a writable directory)"
-                );
-                Spool::Memory(Vec::new())
-            }
-        }
-    }
-
-    fn push(&mut self, fp: u64) {
-        match self {
-            Spool::File(out) => {
-                if let Err(e) = out.write_all(&fp.to_le_bytes()) {
-                    self.spill_failed(&e);
-                    self.push(fp);
-                }
-            }
-            Spool::Memory(v) => v.push(fp),
-        }
-    }
-
-    /// Calls `f` with every fingerprint pushed so far.
-    fn scan(&mut self, mut f: impl FnMut(u64)) {
-        if let Spool::File(out) = self {
-            match Self::scan_file(out, &mut f) {
-                Ok(()) => return,
-                Err(e) => self.spill_failed(&e),
-            }
-        }
-        if let Spool::Memory(v) = self {
-            v.iter().copied().for_each(f);
-        }
-    }
-
-    fn scan_file(out: &mut BufWriter<File>, f: &mut impl FnMut(u64)) -> io::Result<()> {
-        out.flush()?;
-        let file = out.get_mut();
-        let end = file.stream_position()?;
-        file.rewind()?;
-        let mut chunk = vec![0u8; 256 << 10];
-        let mut left = end;
-        while left > 0 {
-            let n = chunk.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-            file.read_exact(&mut chunk[..n])?;
-            left -= n as u64;
-            for word in chunk[..n].chunks_exact(8) {
-                f(u64::from_le_bytes(word.try_into().expect("8-byte chunk")));
-            }
-        }
-        file.seek(SeekFrom::Start(end))?;
-        Ok(())
-    }
-
-    /// The temporary file failed mid-run (a full disk): carry on in memory
-    /// with what the file and the write buffer held. If the file cannot be
-    /// read back, repeats of the tokens it held could be sent again: say so.
-    fn spill_failed(&mut self, e: &io::Error) {
-        let Spool::File(out) = std::mem::replace(self, Spool::Memory(Vec::new())) else { return };
-        let (mut file, buffered) = out.into_parts();
-        let mut bytes = Vec::new();
-        match file.rewind().and_then(|()| file.read_to_end(&mut bytes)) {
-            Ok(_) => {
-                log::warn!("the duplicate-detection file failed ({e}); keeping 8 bytes per token in memory instead")
-            }
-            Err(_) => log::error!(
-                "the duplicate-detection file failed ({e}) and cannot be read back; \
-                 repeats of tokens read so far may be sent again"
-            ),
-        }
-        // BufWriter drops from its buffer exactly what reached the file, so
-        // the file's bytes and the buffer's are the whole sequence.
-        bytes.extend_from_slice(&buffered.unwrap_or_default());
-        let kept = bytes.chunks_exact(8).map(|w| u64::from_le_bytes(w.try_into().expect("8 bytes"))).collect();
-        *self = Spool::Memory(kept);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -515,7 +298,7 @@ mod tests {
 
     /// The figure the docs quote: 16 bits per token, about 0.02% false alarms.
     #[test]
-    fn false_positives_near_a_tenth_of_a_percent() {
+    fn false_alarms_stay_under_three_in_ten_thousand_at_sixteen_bits_per_token() {
         let n = 1_000_000;
         let mut dedup = Dedup::new(Some(n));
         let passed = (0..n).filter_map(|i| check(&mut dedup, entry(i + 1, i))).count() + dedup.drain().count();
@@ -541,31 +324,6 @@ mod tests {
                 Resolved::Duplicate(e) => e.line > 200,
             }));
             assert_eq!(dedup.unique(), 200);
-        }
-    }
-
-    /// The AVX2 build of a block's marking sets the same bits and gives the
-    /// same verdicts as the word-by-word one (both paths run in the field).
-    #[cfg(target_arch = "x86_64")]
-    #[test]
-    fn avx2_marking_matches_the_plain_one() {
-        if !std::arch::is_x86_feature_detected!("avx2") {
-            return;
-        }
-        let (mut plain, mut avx2) = (Block::default(), Block::default());
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        for i in 0..10_000 {
-            // A small set of values, so that repeats (verdict true) happen too.
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            let bits = ((x % 64) as u32).wrapping_mul(0x9e37_79b9);
-            // SAFETY: AVX2 was detected above.
-            assert_eq!(plain.mark(bits), unsafe { avx2.mark_avx2(bits) }, "value {i}");
-            assert_eq!(plain.0, avx2.0);
-            if i % 1000 == 999 {
-                (plain, avx2) = (Block::default(), Block::default());
-            }
         }
     }
 

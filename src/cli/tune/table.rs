@@ -14,11 +14,11 @@ use super::Trial;
 use crate::cli::{TuningArgs, defaults};
 
 /// Rates within this fraction of the fastest clean trial count as equally fast.
-const SAME_SPEED: f64 = 0.05;
+pub(super) const SAME_SPEED: f64 = 0.05;
 /// The setting's reconnects per token may exceed the lowest by this fraction (plus [`RECONNECT_SLACK`]).
-const RECONNECT_MARGIN: f64 = 0.10;
+pub(super) const RECONNECT_MARGIN: f64 = 0.10;
 /// Reconnects allowed above the scaled lowest, so one unlucky reconnect does not disqualify.
-const RECONNECT_SLACK: f64 = 2.0;
+pub(super) const RECONNECT_SLACK: f64 = 2.0;
 
 /// One line of the table and of `--report`.
 #[derive(Debug, Serialize)]
@@ -66,7 +66,7 @@ impl Row {
     }
 }
 
-/// Failures a setting can cause (see `RULE` in `tune.rs`): unconfirmed and
+/// Failures a setting can cause (see `rule` in `tune.rs`): unconfirmed and
 /// unsent tokens, rejections other than invalid token, failed connection attempts.
 pub(super) fn errors(r: &Report) -> u64 {
     let invalid = Status::InvalidToken.code();
@@ -80,7 +80,7 @@ fn extra_reconnects(r: &Row) -> u64 {
     r.reconnects.saturating_sub(r.report.rejected_total())
 }
 
-/// The recommended row (see `RULE` in `tune.rs`): `None` when no trial completed.
+/// The recommended row (see `rule` in `tune.rs`): `None` when no trial completed.
 pub(super) fn recommend(rows: &[Row]) -> Option<usize> {
     let done: Vec<usize> = (0..rows.len()).filter(|&i| !rows[i].report.interrupted && rows[i].sample > 0).collect();
     let per_token = |x: u64, r: &Row| x as f64 / r.sample as f64;
@@ -293,7 +293,7 @@ mod tests {
     }
 
     #[test]
-    fn numbers_are_grouped() {
+    fn numbers_are_rounded_and_grouped_by_thousands() {
         assert_eq!(grouped(0.0), "0");
         assert_eq!(grouped(999.4), "999");
         assert_eq!(grouped(1_234_567.8), "1,234,568");
