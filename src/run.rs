@@ -23,12 +23,12 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Select, Sender, TrySendError
 use mio::Poll;
 
 use crate::binary::conn::{self, ConnectAhead, Doorbell, Event, Inbox, Link};
-use crate::error::Error;
 use crate::binary::frame::{Command, Priority};
+use crate::binary::shard::{FrameSpec, Item, Limits, ShardState};
+use crate::error::Error;
 use crate::input::Record;
 use crate::journal::LineSet;
-use crate::report::{Failure, Report, ShardReport, State};
-use crate::binary::shard::{FrameSpec, Item, Limits, ShardState};
+use crate::report::{Counts, Failure, Reason, Report, ShardReport, State};
 use crate::tls::{TlsConfig, server_name};
 
 /// Notifications per batch handed from the splitter to a shard.
@@ -326,19 +326,13 @@ impl Blaster {
             // cancelled shard never took are unsent.
             for (rx, report) in leftovers.iter().zip(&mut shard_reports) {
                 let reason = match &report.error {
-                    _ if self.cancel.load(Ordering::Relaxed) => "not sent: the run was interrupted".to_owned(),
-                    Some(why) => format!("not sent: {why}"),
-                    None => "not sent".to_owned(),
+                    _ if self.cancel.load(Ordering::Relaxed) => Reason::Interrupted,
+                    Some(why) => Reason::QueuedForStoppedShard(why.clone()),
+                    None => Reason::NotSent,
                 };
                 for item in rx.try_iter().flatten() {
                     report.unsent += 1;
-                    observer.failure(&Failure {
-                        line: item.line,
-                        token: item.token.to_string(),
-                        state: State::Unsent,
-                        status: None,
-                        reason: reason.clone(),
-                    });
+                    observer.failure(&Failure::new(item.line, item.token.to_string(), State::Unsent, &reason));
                 }
             }
             let counts = splitter.join().unwrap_or_else(|_| SplitCounts {
@@ -420,13 +414,7 @@ impl Splitter<'_> {
                 Ok(Record::Skip(skip)) => {
                     self.counts.read += 1;
                     self.counts.skipped += 1;
-                    skipped.push(Failure {
-                        line: skip.line,
-                        token: skip.text,
-                        state: State::Skipped,
-                        status: None,
-                        reason: skip.reason.to_string(),
-                    });
+                    skipped.push(Failure::new(skip.line, skip.text, State::Skipped, &Reason::Skipped(skip.reason)));
                     if skipped.len() >= BATCH {
                         let _ = self.events.send(Event::Failures(std::mem::take(&mut skipped)));
                     }
@@ -503,22 +491,10 @@ impl Splitter<'_> {
 
     /// Reports a batch no shard could take.
     fn unsent(&mut self, items: Vec<Item>) {
-        let reason = if self.cancel.load(Ordering::Relaxed) {
-            "not sent: the run was interrupted"
-        } else {
-            "not sent: every shard had stopped"
-        };
+        let reason = if self.cancel.load(Ordering::Relaxed) { Reason::Interrupted } else { Reason::EveryShardStopped };
         self.counts.unsent += items.len() as u64;
-        let failures = items
-            .into_iter()
-            .map(|i| Failure {
-                line: i.line,
-                token: i.token.to_string(),
-                state: State::Unsent,
-                status: None,
-                reason: reason.into(),
-            })
-            .collect();
+        let failures =
+            items.into_iter().map(|i| Failure::new(i.line, i.token.to_string(), State::Unsent, &reason)).collect();
         let _ = self.events.send(Event::Failures(failures));
     }
 }
@@ -536,13 +512,16 @@ fn collect(
     let mut done = vec![false; shards];
     let mut skipped = 0u64;
     let mut last = Instant::now();
-    let progress = |latest: &[ShardReport], skipped: u64| Progress {
-        read: read.load(Ordering::Relaxed),
-        written: latest.iter().map(|s| s.frames_written).sum(),
-        accepted: latest.iter().map(|s| s.accepted).sum(),
-        failed: skipped + latest.iter().map(|s| s.rejected_total() + s.unconfirmed + s.unsent).sum::<u64>(),
-        reconnects: latest.iter().map(|s| s.reconnects).sum(),
-        elapsed: started.elapsed(),
+    let progress = |latest: &[ShardReport], skipped: u64| {
+        let c = Counts::sum(latest.iter().map(ShardReport::counts));
+        Progress {
+            read: read.load(Ordering::Relaxed),
+            written: c.frames_written,
+            accepted: c.accepted,
+            failed: skipped + c.rejected_total() + c.unconfirmed + c.unsent,
+            reconnects: c.reconnects,
+            elapsed: started.elapsed(),
+        }
     };
     for event in events {
         match event {

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use native_tls::HandshakeError;
 
-use crate::error::Error;
 use crate::binary::feedback::{FeedbackReadError, FeedbackTuple, read_all};
+use crate::error::Error;
 use crate::tls::{TlsConfig, server_name};
 
 /// Connects to the feedback service at `gateway` (`host:port`), reads every

@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 use crate::binary::frame::{Command, ERROR_RESPONSE_LEN, ErrorResponse, Notification, Priority, Status, Template};
 use crate::journal::push_line;
-use crate::report::{ShardReport, State};
+use crate::report::{Reason, ShardReport, State};
 use crate::token::DeviceToken;
 use queue::Queue;
 
@@ -119,7 +119,7 @@ pub struct Outcome {
     /// The status, for rejections.
     pub status: Option<Status>,
     /// Why.
-    pub reason: String,
+    pub reason: Reason,
 }
 
 /// How a connection ended, as the shard saw it.
@@ -507,7 +507,7 @@ impl ShardState {
                 self.accept(index);
                 let item = self.items.pop_front().expect("index < written <= len");
                 self.in_flight -= 1;
-                self.settle(item, State::Rejected, Some(resp.status), resp.status.reason().to_owned());
+                self.settle(item, State::Rejected, Reason::Rejected(resp.status));
                 self.rewind(0);
                 self.grow_chunk();
                 self.rejection_gap = self.since_rejection;
@@ -561,10 +561,7 @@ impl ShardState {
         if self.strikes >= MAX_STRIKES {
             self.strikes = 0;
             if let Some(item) = self.items.pop_front() {
-                let reason = format!(
-                    "the connection closed without an answer each of the {MAX_STRIKES} times it was sent alone"
-                );
-                self.settle(item, State::Unconfirmed, None, reason);
+                self.settle(item, State::Unconfirmed, Reason::SilentWhenAlone);
             }
         }
         ConnEnd::Silent
@@ -601,7 +598,8 @@ impl ShardState {
         self.batch_written = 0;
     }
 
-    fn settle(&mut self, item: Item, state: State, status: Option<Status>, reason: String) {
+    fn settle(&mut self, item: Item, state: State, reason: Reason) {
+        let status = reason.status();
         match state {
             State::Rejected => {
                 push_line(&mut self.settled_lines, item.line);
@@ -620,12 +618,13 @@ impl ShardState {
     ///
     /// # Panics
     /// If a connection is still open.
-    pub fn abandon(&mut self, why: &str) {
+    pub fn abandon(&mut self, why: impl Into<Reason>) {
         assert!(!self.connected, "abandon with a connection open");
         debug_assert_eq!(self.in_flight, 0, "abandon with notifications in flight");
+        let reason = why.into();
         while let Some(item) = self.items.pop_front() {
             let state = if item.doubt { State::Unconfirmed } else { State::Unsent };
-            self.settle(item, state, None, why.to_owned());
+            self.settle(item, state, reason.clone());
         }
     }
 
