@@ -128,9 +128,10 @@ impl ShardState {
         }
     }
 
-    /// Whether rejections are coming close together: the last two were
-    /// fewer than [`Limits::careful_frames`] notifications apart, and the last
-    /// was fewer than that ago. A careful shard writes smaller batches
+    /// Whether rejections are coming close together: the last two were fewer
+    /// than [`Limits::careful_frames`](super::Limits::careful_frames)
+    /// notifications apart, and the last was fewer than that ago. A careful
+    /// shard writes smaller batches
     /// ([`ShardState::batch_bytes`]) over a smaller send buffer
     /// ([`ShardState::send_buffer`]), so that the next rejection throws less
     /// away (BENCHMARKS.md, careful mode). Small writes cost CPU per byte, so
