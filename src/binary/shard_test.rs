@@ -180,7 +180,7 @@ fn lost_rejection_is_found_again() {
 }
 
 #[test]
-fn a_notification_that_always_kills_the_connection_is_given_up() {
+fn a_notification_that_always_kills_the_connection_is_given_up_as_unconfirmed() {
     let mut s = shard(3);
     let mut closes = 0;
     while s.has_work() {
@@ -196,7 +196,7 @@ fn a_notification_that_always_kills_the_connection_is_given_up() {
     }
     let out = s.take_outcomes();
     assert_eq!(out.len(), 1);
-    assert_eq!((out[0].item.line, out[0].state), (2, State::Unconfirmed));
+    assert_eq!((out[0].item.line, out[0].state, &out[0].reason), (2, State::Unconfirmed, &Reason::SilentWhenAlone));
     assert_eq!(s.report().accepted, 2);
 }
 
@@ -231,7 +231,7 @@ fn garbage_from_the_gateway_is_a_silent_close() {
 }
 
 #[test]
-fn abandon_splits_unsent_from_unconfirmed() {
+fn abandon_splits_unsent_from_unconfirmed_under_its_reason() {
     let mut s = shard(4);
     s.on_connected();
     let f = drain(&mut s);
@@ -242,17 +242,19 @@ fn abandon_splits_unsent_from_unconfirmed() {
     s.on_close(); // 2..5 now in doubt
     s.push([item(6)]);
     s.cancel();
-    s.abandon("interrupted");
-    let states: Vec<_> = s.take_outcomes().iter().map(|o| (o.item.line, o.state)).collect();
+    s.abandon(Reason::Interrupted);
+    let outcomes: Vec<_> = s.take_outcomes().into_iter().map(|o| (o.item.line, o.state, o.reason)).collect();
+    let rejected = Reason::Rejected(Status::InvalidToken);
+    let gone = Reason::Interrupted;
     assert_eq!(
-        states,
+        outcomes,
         [
-            (1, State::Rejected),
-            (2, State::Unconfirmed),
-            (3, State::Unconfirmed),
-            (4, State::Unconfirmed),
-            (5, State::Unconfirmed),
-            (6, State::Unsent)
+            (1, State::Rejected, rejected),
+            (2, State::Unconfirmed, gone.clone()),
+            (3, State::Unconfirmed, gone.clone()),
+            (4, State::Unconfirmed, gone.clone()),
+            (5, State::Unconfirmed, gone.clone()),
+            (6, State::Unsent, gone)
         ]
     );
     assert!(!s.has_work());
