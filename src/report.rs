@@ -4,57 +4,15 @@
 //! `accepted`, `rejected`, `unconfirmed`, `unsent` or `skipped`, so
 //! [`Report::unaccounted`] is zero for every finished run.
 
+mod failure;
+
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
 use crate::binary::frame::Status;
 
-/// The fate of one token that was not accepted, as written to a failure list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    /// The gateway accepted it (confirmed by a later rejection or sentinel).
-    Accepted,
-    /// The gateway rejected it with a status.
-    Rejected,
-    /// It was written, but the connection died before the gateway confirmed it
-    /// and retries ran out: it may or may not have been delivered.
-    Unconfirmed,
-    /// It was never written (the run was interrupted or its shard stopped).
-    Unsent,
-    /// The input line was not a usable token.
-    Skipped,
-}
-
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            State::Accepted => "accepted",
-            State::Rejected => "rejected",
-            State::Unconfirmed => "unconfirmed",
-            State::Unsent => "unsent",
-            State::Skipped => "skipped",
-        })
-    }
-}
-
-/// One token that was not accepted: the line of `--failed`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Failure {
-    /// 1-based line of the input it came from.
-    pub line: u64,
-    /// The token in lower-case hex, or the raw (trimmed, cut) line when skipped.
-    pub token: String,
-    /// What became of it.
-    pub state: State,
-    /// The gateway's status code, for rejected tokens.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<u8>,
-    /// Why, in words.
-    pub reason: String,
-}
+pub use failure::{Failure, Reason, State};
 
 /// Counts kept by one shard (one TLS connection at a time).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -112,6 +70,98 @@ impl ShardReport {
     /// Counts one rejection.
     pub fn reject(&mut self, status: Status) {
         *self.rejected.entry(status.code()).or_default() += 1;
+    }
+
+    /// The counters a run sums over its shards (the reader's are zero).
+    pub fn counts(&self) -> Counts {
+        Counts {
+            tokens_read: 0,
+            accepted: self.accepted,
+            rejected: self.rejected.clone(),
+            unconfirmed: self.unconfirmed,
+            unsent: self.unsent,
+            skipped: 0,
+            possibly_duplicated: self.possibly_duplicated,
+            resent: self.resent,
+            reconnects: self.reconnects,
+            frames_written: self.frames_written,
+            previously_settled: 0,
+        }
+    }
+}
+
+/// The counters that add up across shards and partitions: what a run sums
+/// over its shards, a merge over its partitions, and the progress display
+/// over the shards' latest reports, all with [`Counts::add`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Token lines read.
+    pub tokens_read: u64,
+    /// Accepted by the gateway.
+    pub accepted: u64,
+    /// Rejected, by status code.
+    pub rejected: BTreeMap<u8, u64>,
+    /// Written, never confirmed.
+    pub unconfirmed: u64,
+    /// Never written.
+    pub unsent: u64,
+    /// Input lines that were not usable tokens.
+    pub skipped: u64,
+    /// Accepted, possibly twice.
+    pub possibly_duplicated: u64,
+    /// Frames written again after a rewind.
+    pub resent: u64,
+    /// Connections after each shard's first.
+    pub reconnects: u64,
+    /// Notification frames written.
+    pub frames_written: u64,
+    /// Lines an earlier run of a resumed job settled.
+    pub previously_settled: u64,
+}
+
+impl Counts {
+    /// Adds `other`'s counters to these.
+    pub fn add(&mut self, other: &Counts) {
+        let Counts {
+            tokens_read,
+            accepted,
+            rejected,
+            unconfirmed,
+            unsent,
+            skipped,
+            possibly_duplicated,
+            resent,
+            reconnects,
+            frames_written,
+            previously_settled,
+        } = other;
+        self.tokens_read += tokens_read;
+        self.accepted += accepted;
+        for (code, n) in rejected {
+            *self.rejected.entry(*code).or_default() += n;
+        }
+        self.unconfirmed += unconfirmed;
+        self.unsent += unsent;
+        self.skipped += skipped;
+        self.possibly_duplicated += possibly_duplicated;
+        self.resent += resent;
+        self.reconnects += reconnects;
+        self.frames_written += frames_written;
+        self.previously_settled += previously_settled;
+    }
+
+    /// The sum of `all`.
+    pub fn sum(all: impl IntoIterator<Item = Counts>) -> Counts {
+        let mut total = Counts::default();
+        for c in all {
+            total.add(&c);
+        }
+        total
+    }
+
+    /// Rejected, all statuses together.
+    pub fn rejected_total(&self) -> u64 {
+        self.rejected.values().sum()
     }
 }
 
@@ -176,19 +226,11 @@ impl Report {
 
     /// Builds the run's report from the shards' reports and the reader's counts.
     pub fn from_shards(per_shard: Vec<ShardReport>, tokens_read: u64, skipped: u64, elapsed_s: f64) -> Report {
-        let mut r = Report { tokens_read, skipped, shards: per_shard.len(), elapsed_s, ..Report::default() };
-        for s in &per_shard {
-            r.accepted += s.accepted;
-            for (code, n) in &s.rejected {
-                *r.rejected.entry(*code).or_default() += n;
-            }
-            r.unconfirmed += s.unconfirmed;
-            r.unsent += s.unsent;
-            r.possibly_duplicated += s.possibly_duplicated;
-            r.resent += s.resent;
-            r.reconnects += s.reconnects;
-            r.frames_written += s.frames_written;
-        }
+        let mut counts = Counts::sum(per_shard.iter().map(ShardReport::counts));
+        counts.tokens_read = tokens_read;
+        counts.skipped = skipped;
+        let mut r = Report { shards: per_shard.len(), elapsed_s, ..Report::default() };
+        r.set_counts(counts);
         r.per_shard = per_shard;
         r.derive();
         r
@@ -197,20 +239,8 @@ impl Report {
     /// Merges reports of the partitions of one list (see `send --partition`).
     pub fn merge(reports: &[Report]) -> Report {
         let mut r = Report::default();
+        r.set_counts(Counts::sum(reports.iter().map(Report::counts)));
         for p in reports {
-            r.tokens_read += p.tokens_read;
-            r.accepted += p.accepted;
-            for (code, n) in &p.rejected {
-                *r.rejected.entry(*code).or_default() += n;
-            }
-            r.unconfirmed += p.unconfirmed;
-            r.unsent += p.unsent;
-            r.skipped += p.skipped;
-            r.possibly_duplicated += p.possibly_duplicated;
-            r.resent += p.resent;
-            r.reconnects += p.reconnects;
-            r.frames_written += p.frames_written;
-            r.previously_settled += p.previously_settled;
             r.shards += p.shards;
             r.elapsed_s = r.elapsed_s.max(p.elapsed_s);
             r.interrupted |= p.interrupted;
@@ -227,6 +257,50 @@ impl Report {
         r
     }
 
+    /// The counters a merge sums.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            tokens_read: self.tokens_read,
+            accepted: self.accepted,
+            rejected: self.rejected.clone(),
+            unconfirmed: self.unconfirmed,
+            unsent: self.unsent,
+            skipped: self.skipped,
+            possibly_duplicated: self.possibly_duplicated,
+            resent: self.resent,
+            reconnects: self.reconnects,
+            frames_written: self.frames_written,
+            previously_settled: self.previously_settled,
+        }
+    }
+
+    fn set_counts(&mut self, counts: Counts) {
+        let Counts {
+            tokens_read,
+            accepted,
+            rejected,
+            unconfirmed,
+            unsent,
+            skipped,
+            possibly_duplicated,
+            resent,
+            reconnects,
+            frames_written,
+            previously_settled,
+        } = counts;
+        self.tokens_read = tokens_read;
+        self.accepted = accepted;
+        self.rejected = rejected;
+        self.unconfirmed = unconfirmed;
+        self.unsent = unsent;
+        self.skipped = skipped;
+        self.possibly_duplicated = possibly_duplicated;
+        self.resent = resent;
+        self.reconnects = reconnects;
+        self.frames_written = frames_written;
+        self.previously_settled = previously_settled;
+    }
+
     fn derive(&mut self) {
         let sent = self.accepted + self.rejected_total() + self.unconfirmed;
         self.amplification = if sent == 0 { 0.0 } else { self.frames_written as f64 / sent as f64 };
@@ -237,3 +311,7 @@ impl Report {
         };
     }
 }
+
+#[cfg(test)]
+#[path = "report_test.rs"]
+mod report_test;

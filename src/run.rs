@@ -13,132 +13,39 @@
 //! and a slow shard slows the reader instead of growing a queue; batches go
 //! to whichever shard has room, so one slow shard does not hold up the rest.
 
+mod collect;
+mod config;
+mod splitter;
+
 use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Select, Sender, TrySendError, bounded};
+use crossbeam_channel::{RecvTimeoutError, Sender, bounded};
 use mio::Poll;
 
-use crate::binary::conn::{self, ConnectAhead, Event, Link};
-use crate::binary::frame::{Command, Priority};
+use crate::binary::conn::{self, Event, Link};
+use crate::binary::frame::Command;
 use crate::binary::shard::{FrameSpec, Item, Limits, ShardState};
 use crate::error::Error;
 use crate::inbox::{Doorbell, Inbox};
 use crate::input::Record;
 use crate::journal::LineSet;
-use crate::report::{Failure, Report, ShardReport, State};
-use crate::tls::{TlsConfig, server_name};
+use crate::report::{Failure, Reason, Report, State};
+use crate::tls::server_name;
 
-/// Notifications per batch handed from the splitter to a shard.
-const BATCH: usize = 512;
+use collect::collect;
+pub use config::{SendConfig, Style};
+
 /// Batches a shard's channel holds before the splitter waits.
 const CHANNEL_BATCHES: usize = 8;
 /// The splitter's coarse clock ticks this often. When input trickles in, a
 /// partial batch goes out with the first item that arrives after two ticks
-/// since the batch's first item (50–100 ms). A thread ticks it: reading the
-/// system clock for every token cost a fifth of the splitter's time.
+/// since the batch's first item (50–100 ms). A thread ticks it, so that the
+/// splitter reads no system clock per token (see BENCHMARKS.md).
 const TICK: Duration = Duration::from_millis(50);
-
-/// How notifications are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Style {
-    /// Write until the socket would block; check for an answer once per batch.
-    #[default]
-    Pipelined,
-    /// One notification per write, each followed by a check for an answer
-    /// (what many senders do; slow, kept for comparison).
-    Strict,
-}
-
-/// Everything a run needs to know.
-#[derive(Debug, Clone)]
-pub struct SendConfig {
-    /// `host:port` of the gateway.
-    pub gateway: String,
-    /// Certificate, trust roots, verification.
-    pub tls: TlsConfig,
-    /// Connections in parallel, one thread each.
-    pub shards: usize,
-    /// Nagle's algorithm off (TCP_NODELAY).
-    pub nodelay: bool,
-    /// Pipelined or strict.
-    pub style: Style,
-    /// Frame format (1 or 2).
-    pub command: Command,
-    /// The payload of every token without one of its own.
-    pub payload: Arc<[u8]>,
-    /// Expiry, UNIX seconds; 0 = deliver now or never.
-    pub expiry: u32,
-    /// Priority (command 2).
-    pub priority: Priority,
-    /// Bytes written on a connection before the shard confirms them; bounds
-    /// what each shard retains for resending.
-    pub window_bytes: usize,
-    /// Notifications written before the shard confirms them (0 = only the window bounds it).
-    pub confirm_every: u64,
-    /// When two rejections come within this many notifications of each
-    /// other, write smaller batches over a smaller send buffer for as many
-    /// again (0 = never), so that rejections close together throw less away
-    /// (see [`crate::binary::shard::ShardState::careful`]).
-    pub careful_frames: u64,
-    /// Bytes per write.
-    pub batch_bytes: usize,
-    /// SO_SNDBUF; `None` keeps the kernel's autotuning. Everything in the
-    /// send buffer when an error response is written is resent, so a small
-    /// buffer keeps errors cheap; on a long, fast link the buffer must hold a
-    /// round trip's worth of data or it caps the rate (see BENCHMARKS.md).
-    pub send_buffer: Option<usize>,
-    /// TCP connect plus TLS handshake.
-    pub connect_timeout: Duration,
-    /// Set up each shard's next connection while the current one works, so
-    /// that on a long link writing goes on as soon as a connection ends.
-    pub connect_ahead: ConnectAhead,
-    /// How long a silent gateway is waited for.
-    pub response_timeout: Duration,
-    /// Failed connections in a row before a shard gives up.
-    pub max_failures: u32,
-    /// First pause after a failed connection.
-    pub backoff_min: Duration,
-    /// Longest pause between attempts.
-    pub backoff_max: Duration,
-    /// Check the gateway with one test notification before reading any input.
-    pub preflight: bool,
-    /// Lines an earlier run settled (from its journal): not sent again.
-    pub skip_lines: Option<Arc<LineSet>>,
-}
-
-impl SendConfig {
-    /// Defaults for `gateway`, with the shared `payload` and the given TLS setup.
-    pub fn new(gateway: impl Into<String>, tls: TlsConfig, payload: impl Into<Arc<[u8]>>) -> SendConfig {
-        SendConfig {
-            gateway: gateway.into(),
-            tls,
-            shards: 4,
-            nodelay: false,
-            style: Style::Pipelined,
-            command: Command::Items,
-            payload: payload.into(),
-            expiry: 0,
-            priority: Priority::Immediate,
-            window_bytes: 16 << 20,
-            confirm_every: 0,
-            careful_frames: 4096,
-            batch_bytes: 64 << 10,
-            send_buffer: Some(64 << 10),
-            connect_timeout: Duration::from_secs(10),
-            connect_ahead: ConnectAhead::Auto,
-            response_timeout: Duration::from_secs(10),
-            max_failures: 6,
-            backoff_min: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(5),
-            preflight: true,
-            skip_lines: None,
-        }
-    }
-}
 
 /// Where a run stands, for progress displays.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -322,19 +229,13 @@ impl Blaster {
             // cancelled shard never took are unsent.
             for (rx, report) in leftovers.iter().zip(&mut shard_reports) {
                 let reason = match &report.error {
-                    _ if self.cancel.load(Ordering::Relaxed) => "not sent: the run was interrupted".to_owned(),
-                    Some(why) => format!("not sent: {why}"),
-                    None => "not sent".to_owned(),
+                    _ if self.cancel.load(Ordering::Relaxed) => Reason::Interrupted,
+                    Some(why) => Reason::QueuedForStoppedShard(why.clone()),
+                    None => Reason::NotSent,
                 };
                 for item in rx.try_iter().flatten() {
                     report.unsent += 1;
-                    observer.failure(&Failure {
-                        line: item.line,
-                        token: item.token.to_string(),
-                        state: State::Unsent,
-                        status: None,
-                        reason: reason.clone(),
-                    });
+                    observer.failure(&Failure::new(item.line, item.token.to_string(), State::Unsent, &reason));
                 }
             }
             let counts = splitter.join().unwrap_or_else(|_| SplitCounts {
@@ -364,7 +265,7 @@ struct SplitCounts {
     input_error: Option<String>,
 }
 
-/// Reads the input and hands batches to shards.
+/// Reads the input and hands batches to shards (its work is in `splitter.rs`).
 struct Splitter<'a> {
     /// The coarse clock (see [`TICK`]).
     ticks: &'a AtomicU64,
@@ -380,193 +281,4 @@ struct Splitter<'a> {
     /// Where the round-robin search for a shard with room starts.
     next: usize,
     counts: SplitCounts,
-}
-
-impl Splitter<'_> {
-    fn run<I>(mut self, input: I) -> SplitCounts
-    where
-        I: Iterator<Item = io::Result<Record>>,
-    {
-        let mut batch = Vec::with_capacity(BATCH);
-        let mut batch_started = 0;
-        let mut skipped = Vec::new();
-        let mut input = input;
-        loop {
-            // Look at the flag before taking a line, so no line is read and dropped.
-            if self.cancel.load(Ordering::Relaxed) {
-                self.counts.interrupted = true;
-                break;
-            }
-            let Some(record) = input.next() else { break };
-            match record {
-                Ok(Record::Send(entry)) if self.done_before(entry.line) => {}
-                Ok(Record::Send(entry)) => {
-                    self.counts.read += 1;
-                    let now = self.ticks.load(Ordering::Relaxed);
-                    if batch.is_empty() {
-                        batch_started = now;
-                    }
-                    batch.push(Item::new(entry.line, entry.token, entry.payload));
-                    // A slow input (a trickling pipe) must not hold tokens back
-                    // until a batch fills.
-                    if batch.len() == BATCH || now - batch_started >= 2 {
-                        self.dispatch(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
-                    }
-                }
-                Ok(Record::Skip(skip)) => {
-                    self.counts.read += 1;
-                    self.counts.skipped += 1;
-                    skipped.push(Failure {
-                        line: skip.line,
-                        token: skip.text,
-                        state: State::Skipped,
-                        status: None,
-                        reason: skip.reason.to_string(),
-                    });
-                    if skipped.len() >= BATCH {
-                        let _ = self.events.send(Event::Failures(std::mem::take(&mut skipped)));
-                    }
-                }
-                Ok(Record::OtherPartition) => self.counts.other += 1,
-                Err(e) => {
-                    log::error!("reading the token list failed after {} tokens: {e}", self.counts.read);
-                    self.counts.input_error = Some(e.to_string());
-                    break;
-                }
-            }
-        }
-        if !skipped.is_empty() {
-            let _ = self.events.send(Event::Failures(skipped));
-        }
-        if !batch.is_empty() {
-            self.dispatch(batch);
-        }
-        self.read.store(self.counts.read, Ordering::Relaxed);
-        // The input has ended: close the channels and wake every shard, so
-        // none waits for a tick to notice.
-        self.senders.clear();
-        for bell in self.bells {
-            bell.wake();
-        }
-        self.counts
-    }
-
-    /// Whether an earlier run's journal says this line is settled.
-    fn done_before(&mut self, line: u64) -> bool {
-        let done = self.skip_lines.is_some_and(|s| s.contains(line));
-        self.counts.previously_settled += u64::from(done);
-        done
-    }
-
-    /// Gives a batch to a live shard with room, waiting for one if all are
-    /// busy; reports it unsent if no shard can take it (all stopped, or cancelled).
-    fn dispatch(&mut self, mut batch: Vec<Item>) {
-        self.read.store(self.counts.read, Ordering::Relaxed);
-        let n = self.senders.len();
-        for k in 0..n {
-            let i = (self.next + k) % n;
-            if !self.alive[i].load(Ordering::Relaxed) {
-                continue;
-            }
-            match self.senders[i].try_send(batch) {
-                Ok(()) => return self.sent_to(i),
-                Err(TrySendError::Full(b) | TrySendError::Disconnected(b)) => batch = b,
-            }
-        }
-        loop {
-            let live: Vec<usize> = (0..n).filter(|&i| self.alive[i].load(Ordering::Relaxed)).collect();
-            if live.is_empty() || self.cancel.load(Ordering::Relaxed) {
-                return self.unsent(batch);
-            }
-            let mut select = Select::new();
-            for &i in &live {
-                select.send(&self.senders[i]);
-            }
-            // Bounded, so that a shard that stops or a cancel is noticed.
-            let Ok(op) = select.select_timeout(Duration::from_millis(100)) else { continue };
-            let i = live[op.index()];
-            match op.send(&self.senders[i], batch) {
-                Ok(()) => return self.sent_to(i),
-                Err(e) => batch = e.into_inner(),
-            }
-        }
-    }
-
-    fn sent_to(&mut self, shard: usize) {
-        self.bells[shard].ring();
-        self.next = shard + 1;
-    }
-
-    /// Reports a batch no shard could take.
-    fn unsent(&mut self, items: Vec<Item>) {
-        let reason = if self.cancel.load(Ordering::Relaxed) {
-            "not sent: the run was interrupted"
-        } else {
-            "not sent: every shard had stopped"
-        };
-        self.counts.unsent += items.len() as u64;
-        let failures = items
-            .into_iter()
-            .map(|i| Failure {
-                line: i.line,
-                token: i.token.to_string(),
-                state: State::Unsent,
-                status: None,
-                reason: reason.into(),
-            })
-            .collect();
-        let _ = self.events.send(Event::Failures(failures));
-    }
-}
-
-/// Turns shard events into observer calls until every shard is done.
-fn collect(
-    events: Receiver<Event>,
-    shards: usize,
-    observer: &mut dyn Observer,
-    read: &AtomicU64,
-    started: Instant,
-) -> Vec<ShardReport> {
-    let mut latest: Vec<ShardReport> =
-        (0..shards).map(|shard| ShardReport { shard, ..ShardReport::default() }).collect();
-    let mut done = vec![false; shards];
-    let mut skipped = 0u64;
-    let mut last = Instant::now();
-    let progress = |latest: &[ShardReport], skipped: u64| Progress {
-        read: read.load(Ordering::Relaxed),
-        written: latest.iter().map(|s| s.frames_written).sum(),
-        accepted: latest.iter().map(|s| s.accepted).sum(),
-        failed: skipped + latest.iter().map(|s| s.rejected_total() + s.unconfirmed + s.unsent).sum::<u64>(),
-        reconnects: latest.iter().map(|s| s.reconnects).sum(),
-        elapsed: started.elapsed(),
-    };
-    for event in events {
-        match event {
-            Event::Failures(failures) => {
-                for f in &failures {
-                    if f.state == State::Skipped {
-                        skipped += 1;
-                    }
-                    observer.failure(f);
-                }
-            }
-            Event::Settled(lines) => observer.settled(&lines),
-            Event::Progress(r) => {
-                let shard = r.shard;
-                latest[shard] = r;
-            }
-            Event::Done(r) => {
-                let shard = r.shard;
-                latest[shard] = r;
-                done[shard] = true;
-            }
-        }
-        if last.elapsed() >= Duration::from_millis(100) {
-            observer.progress(&progress(&latest, skipped));
-            last = Instant::now();
-        }
-    }
-    observer.progress(&progress(&latest, skipped));
-    debug_assert!(done.iter().all(|d| *d), "a shard ended without its final report");
-    latest
 }

@@ -258,13 +258,7 @@ fn flush_outcomes(state: &mut ShardState, events: &Sender<Event>) {
     if !outcomes.is_empty() {
         let failures = outcomes
             .into_iter()
-            .map(|o| Failure {
-                line: o.item.line,
-                token: o.item.token.to_string(),
-                state: o.state,
-                status: o.status.map(|s| s.code()),
-                reason: o.reason,
-            })
+            .map(|o| Failure::new(o.item.line, o.item.token.to_string(), o.state, &o.reason))
             .collect();
         let _ = events.send(Event::Failures(failures));
     }

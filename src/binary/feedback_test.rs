@@ -34,7 +34,7 @@ fn encode_matches_literal_bytes() {
 }
 
 #[test]
-fn decodes_whole_buffer() {
+fn a_whole_buffer_decodes_to_every_tuple() {
     let mut d = FeedbackDecoder::new();
     d.push(&two_tuples());
     assert_eq!(d.next_tuple(), Ok(Some(expected()[0])));
@@ -72,7 +72,7 @@ fn split_at_every_byte_boundary_decodes_the_same() {
 }
 
 #[test]
-fn partial_tuple_is_need_more_then_truncated() {
+fn a_partial_tuple_needs_more_then_is_truncated_at_the_end() {
     let mut d = FeedbackDecoder::new();
     d.push(&two_tuples()[..50]);
     assert!(d.next_tuple().unwrap().is_some());
@@ -91,7 +91,7 @@ fn bad_token_length_is_sticky() {
 }
 
 #[test]
-fn read_all_reads_to_eof() {
+fn read_all_reads_every_tuple_to_eof() {
     assert_eq!(read_all(&two_tuples()[..]).unwrap(), expected());
     assert_eq!(read_all(&[][..]).unwrap(), vec![]);
 

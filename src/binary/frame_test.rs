@@ -19,7 +19,7 @@ fn note<'a>(t: &'a DeviceToken, payload: &'a [u8]) -> Notification<'a> {
 }
 
 #[test]
-fn command_0_bytes() {
+fn command_0_frame_is_token_then_payload_with_lengths() {
     let t = token();
     let mut out = vec![];
     Command::Simple.encode(&note(&t, b"{}"), &mut out);
@@ -31,7 +31,7 @@ fn command_0_bytes() {
 }
 
 #[test]
-fn command_1_bytes() {
+fn command_1_frame_adds_identifier_and_expiry() {
     let t = token();
     let mut out = vec![];
     Command::Enhanced.encode(&note(&t, b"{}"), &mut out);
@@ -45,7 +45,7 @@ fn command_1_bytes() {
 }
 
 #[test]
-fn command_2_bytes() {
+fn command_2_frame_is_five_items_in_order() {
     let t = token();
     let mut out = vec![];
     Command::Items.encode(&note(&t, b"{}"), &mut out);
@@ -61,7 +61,7 @@ fn command_2_bytes() {
 }
 
 #[test]
-fn encoders_append() {
+fn encoders_append_after_what_the_buffer_holds() {
     let t = token();
     let mut out = vec![0xEE];
     Command::Items.encode(&note(&t, b"{}"), &mut out);
@@ -81,7 +81,7 @@ fn sentinels_carry_no_token() {
 }
 
 #[test]
-fn decodes_error_response() {
+fn error_response_decodes_and_encodes_its_six_bytes() {
     let r = ErrorResponse::decode(&[8, 8, 0, 0, 0x03, 0xE8]).unwrap().unwrap();
     assert_eq!(r, ErrorResponse { status: Status::InvalidToken, id: 1000 });
     assert_eq!(r.to_bytes(), [8, 8, 0, 0, 0x03, 0xE8]);
@@ -96,7 +96,7 @@ fn short_error_response_needs_more() {
 }
 
 #[test]
-fn foreign_bytes_are_an_error() {
+fn bytes_not_starting_with_command_8_are_an_error() {
     assert_eq!(ErrorResponse::decode(b"HTTP/1.1"), Err(DecodeError::BadCommand(b'H')));
 }
 
@@ -110,6 +110,15 @@ fn every_status_code_round_trips() {
     }
     assert_eq!(Status::from_code(10), Status::Shutdown);
     assert_eq!(Status::from_code(9), Status::Other(9));
+}
+
+#[test]
+fn a_status_serializes_as_its_code() {
+    for code in [8u8, 10, 42, 255] {
+        let status = Status::from_code(code);
+        assert_eq!(serde_json::to_string(&status).unwrap(), code.to_string());
+        assert_eq!(serde_json::from_str::<Status>(&code.to_string()).unwrap(), status);
+    }
 }
 
 #[test]

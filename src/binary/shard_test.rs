@@ -1,23 +1,24 @@
-//! The rewind rules, driven without sockets.
+//! The rules for answers and silences, driven without sockets; the helpers
+//! drive a shard for the other tests of the module too.
 
 use super::*;
 
-fn spec() -> FrameSpec {
+pub(super) fn spec() -> FrameSpec {
     FrameSpec { command: Command::Items, payload: Arc::from(&b"{}"[..]), expiry: 0, priority: Priority::Immediate }
 }
 
-fn limits() -> Limits {
+pub(super) fn limits() -> Limits {
     Limits { batch_bytes: 64 * 1024, window_bytes: 1 << 30, confirm_every: 0, careful_frames: 4096 }
 }
 
-fn item(n: u64) -> Item {
+pub(super) fn item(n: u64) -> Item {
     let mut t = [0u8; 32];
     t[..8].copy_from_slice(&n.to_be_bytes());
     Item::new(n, DeviceToken(t), None)
 }
 
 /// (identifier, line or None for a sentinel) of every command-2 frame in `bytes`.
-fn frames(bytes: &[u8]) -> Vec<(u32, Option<u64>)> {
+pub(super) fn frames(bytes: &[u8]) -> Vec<(u32, Option<u64>)> {
     let mut out = vec![];
     let mut b = bytes;
     while !b.is_empty() {
@@ -42,7 +43,7 @@ fn frames(bytes: &[u8]) -> Vec<(u32, Option<u64>)> {
 }
 
 /// Writes everything the shard has to say on this connection.
-fn drain(s: &mut ShardState) -> Vec<(u32, Option<u64>)> {
+pub(super) fn drain(s: &mut ShardState) -> Vec<(u32, Option<u64>)> {
     let mut all = vec![];
     loop {
         let bytes = s.pending_bytes().to_vec();
@@ -55,7 +56,7 @@ fn drain(s: &mut ShardState) -> Vec<(u32, Option<u64>)> {
 }
 
 /// Confirms window after window until the shard has nothing left.
-fn confirm_the_rest(s: &mut ShardState) {
+pub(super) fn confirm_the_rest(s: &mut ShardState) {
     while s.has_work() {
         s.on_connected();
         let f = drain(s);
@@ -63,18 +64,18 @@ fn confirm_the_rest(s: &mut ShardState) {
     }
 }
 
-fn shard(n: u64) -> ShardState {
+pub(super) fn shard(n: u64) -> ShardState {
     let mut s = ShardState::new(0, spec(), limits());
     s.push((1..=n).map(item));
     s.finish_input();
     s
 }
 
-fn resp(status: u8, id: u32) -> ErrorResponse {
+pub(super) fn resp(status: u8, id: u32) -> ErrorResponse {
     ErrorResponse { status: Status::from_code(status), id }
 }
 
-fn sentinel_of(frames: &[(u32, Option<u64>)]) -> u32 {
+pub(super) fn sentinel_of(frames: &[(u32, Option<u64>)]) -> u32 {
     let (id, line) = *frames.last().unwrap();
     assert_eq!(line, None, "the last frame is a sentinel");
     id
@@ -179,7 +180,7 @@ fn lost_rejection_is_found_again() {
 }
 
 #[test]
-fn a_notification_that_always_kills_the_connection_is_given_up() {
+fn a_notification_that_always_kills_the_connection_is_given_up_as_unconfirmed() {
     let mut s = shard(3);
     let mut closes = 0;
     while s.has_work() {
@@ -195,35 +196,8 @@ fn a_notification_that_always_kills_the_connection_is_given_up() {
     }
     let out = s.take_outcomes();
     assert_eq!(out.len(), 1);
-    assert_eq!((out[0].item.line, out[0].state), (2, State::Unconfirmed));
+    assert_eq!((out[0].item.line, out[0].state, &out[0].reason), (2, State::Unconfirmed, &Reason::SilentWhenAlone));
     assert_eq!(s.report().accepted, 2);
-}
-
-#[test]
-fn window_bytes_bound_what_is_retained() {
-    let frame = Command::Items.frame_len(2);
-    let mut s = ShardState::new(0, spec(), Limits { window_bytes: 4 * frame, ..limits() });
-    s.push((1..=10).map(item));
-    s.finish_input();
-    let mut windows = vec![];
-    while s.has_work() {
-        s.on_connected();
-        let f = drain(&mut s);
-        assert!(s.in_flight() <= 4);
-        windows.push(f.len() - 1);
-        s.on_response(resp(2, sentinel_of(&f)));
-    }
-    assert_eq!(windows, [4, 4, 2]);
-    assert_eq!(s.report().confirmations, 3);
-}
-
-#[test]
-fn confirm_every_counts_notifications() {
-    let mut s = ShardState::new(0, spec(), Limits { confirm_every: 3, ..limits() });
-    s.push((1..=7).map(item));
-    s.finish_input();
-    s.on_connected();
-    assert_eq!(drain(&mut s).len(), 4);
 }
 
 #[test]
@@ -257,18 +231,7 @@ fn garbage_from_the_gateway_is_a_silent_close() {
 }
 
 #[test]
-fn pending_bytes_stay_put_until_written() {
-    let mut s = ShardState::new(0, spec(), Limits { batch_bytes: 100, ..limits() });
-    s.push((1..=5).map(item));
-    s.on_connected();
-    let a = s.pending_bytes().to_vec();
-    assert_eq!(s.pending_bytes(), &a[..], "a blocked write is retried with the same bytes");
-    s.wrote(10);
-    assert_eq!(s.pending_bytes(), &a[10..]);
-}
-
-#[test]
-fn abandon_splits_unsent_from_unconfirmed() {
+fn abandon_splits_unsent_from_unconfirmed_under_its_reason() {
     let mut s = shard(4);
     s.on_connected();
     let f = drain(&mut s);
@@ -279,17 +242,19 @@ fn abandon_splits_unsent_from_unconfirmed() {
     s.on_close(); // 2..5 now in doubt
     s.push([item(6)]);
     s.cancel();
-    s.abandon("interrupted");
-    let states: Vec<_> = s.take_outcomes().iter().map(|o| (o.item.line, o.state)).collect();
+    s.abandon(Reason::Interrupted);
+    let outcomes: Vec<_> = s.take_outcomes().into_iter().map(|o| (o.item.line, o.state, o.reason)).collect();
+    let rejected = Reason::Rejected(Status::InvalidToken);
+    let gone = Reason::Interrupted;
     assert_eq!(
-        states,
+        outcomes,
         [
-            (1, State::Rejected),
-            (2, State::Unconfirmed),
-            (3, State::Unconfirmed),
-            (4, State::Unconfirmed),
-            (5, State::Unconfirmed),
-            (6, State::Unsent)
+            (1, State::Rejected, rejected),
+            (2, State::Unconfirmed, gone.clone()),
+            (3, State::Unconfirmed, gone.clone()),
+            (4, State::Unconfirmed, gone.clone()),
+            (5, State::Unconfirmed, gone.clone()),
+            (6, State::Unsent, gone)
         ]
     );
     assert!(!s.has_work());
@@ -324,158 +289,4 @@ fn only_what_was_written_is_in_doubt_after_a_silent_close() {
     confirm_the_rest(&mut s);
     let r = s.report();
     assert_eq!((r.accepted, r.possibly_duplicated, r.resent, r.frames_written), (10, 3, 3, 13));
-}
-
-/// A shard of ten notifications whose retried write (all ten and the
-/// sentinel, one record) failed after OpenSSL reported nothing.
-fn failed_write() -> (ShardState, Vec<(u32, Option<u64>)>) {
-    let mut s = shard(10);
-    s.on_connected();
-    let f = frames(s.pending_bytes());
-    assert_eq!(f.len(), 11);
-    s.write_failed();
-    (s, f)
-}
-
-#[test]
-fn after_a_failed_write_the_gateway_may_name_any_frame_offered() {
-    let (mut s, f) = failed_write();
-    assert!(matches!(s.on_response(resp(8, f[6].0)), ConnEnd::Answered(_)));
-    let r = s.report();
-    assert_eq!((r.accepted, r.rejected_total(), r.possibly_duplicated), (6, 1, 0));
-}
-
-#[test]
-fn after_a_failed_write_a_silent_close_leaves_every_frame_offered_in_doubt() {
-    let (mut s, _) = failed_write();
-    s.on_close();
-    confirm_the_rest(&mut s);
-    let r = s.report();
-    assert_eq!((r.accepted, r.possibly_duplicated), (10, 10));
-}
-
-#[test]
-fn a_failed_write_puts_at_most_one_record_in_doubt() {
-    let frame = Command::Items.frame_len(2);
-    let mut s = shard(2_000);
-    s.on_connected();
-    assert!(s.pending_bytes().len() > 3 * TLS_RECORD);
-    s.wrote(10 * frame + 7); // ten frames and part of the eleventh
-    s.write_failed();
-    // The frames whose last byte lies within the record OpenSSL held.
-    let through = (10 * frame + 7 + TLS_RECORD) / frame;
-    assert_eq!(s.report().frames_written, through as u64);
-    s.on_close();
-    confirm_the_rest(&mut s);
-    let r = s.report();
-    assert_eq!((r.accepted, r.possibly_duplicated), (2_000, through as u64));
-}
-
-#[test]
-fn confirm_now_closes_the_window_early() {
-    let mut s = ShardState::new(0, spec(), limits());
-    s.push((1..=3).map(item));
-    s.on_connected();
-    assert_eq!(drain(&mut s).len(), 3, "no sentinel: the window is open and input may follow");
-    s.confirm_now();
-    let f = drain(&mut s);
-    assert_eq!(f.len(), 1);
-    s.on_response(resp(2, sentinel_of(&f)));
-    assert_eq!(s.report().accepted, 3);
-    assert!(s.has_work(), "the input has not ended");
-}
-
-/// Writes one batch; returns its frames.
-fn write_batch(s: &mut ShardState) -> Vec<(u32, Option<u64>)> {
-    let bytes = s.pending_bytes().to_vec();
-    s.wrote(bytes.len());
-    frames(&bytes)
-}
-
-/// Writes the first `n` frames of the next batch; returns the batch's frames.
-fn write_part(s: &mut ShardState, n: usize) -> Vec<(u32, Option<u64>)> {
-    let bytes = s.pending_bytes().to_vec();
-    s.wrote(n * Command::Items.frame_len(2));
-    frames(&bytes)
-}
-
-/// Two rejections `gap` notifications apart.
-fn reject_twice(s: &mut ShardState, gap: usize) {
-    s.on_connected();
-    let f = write_batch(s);
-    s.on_response(resp(8, f[0].0));
-    assert!(!s.careful(), "one rejection alone says little about the next");
-    s.on_connected();
-    let f = write_part(s, gap);
-    s.on_response(resp(8, f[0].0));
-}
-
-#[test]
-fn careful_writes_are_an_eighth_batch_over_a_quarter_of_the_send_buffer() {
-    let frame = Command::Items.frame_len(2);
-    // (configured batch, careful batch): an eighth, not below 4 KiB nor
-    // above the configured batch (the strict style writes one frame).
-    for (batch, careful) in [
-        (1 << 20, 128usize << 10),
-        (64 << 10, 8 << 10),
-        (32 << 10, 4 << 10),
-        (16 << 10, 4 << 10),
-        (4 << 10, 4 << 10),
-        (2 << 10, 2 << 10),
-        (1, 1),
-    ] {
-        let mut s = ShardState::new(0, spec(), Limits { batch_bytes: batch, ..limits() });
-        s.push((1..=5_000).map(item));
-        s.finish_input();
-        assert_eq!(s.send_buffer(Some(64 << 10)), Some(64 << 10));
-        reject_twice(&mut s, 1);
-        assert!(s.careful());
-        // A quarter of the send buffer, not below 16 KiB nor above the
-        // configured size; the kernel's autotuning is left alone.
-        for (configured, want) in [
-            (Some(4 << 20), Some(1 << 20)),
-            (Some(64 << 10), Some(16 << 10)),
-            (Some(32 << 10), Some(16 << 10)),
-            (Some(8 << 10), Some(8 << 10)),
-            (None, None),
-        ] {
-            assert_eq!(s.send_buffer(configured), want);
-        }
-        s.on_connected();
-        assert_eq!(write_batch(&mut s).len(), (careful / frame).max(1), "careful batch for {batch}");
-    }
-}
-
-#[test]
-fn careful_while_rejections_come_closer_than_careful_frames() {
-    let frame = Command::Items.frame_len(2);
-    let (big, small) = ((64usize << 10) / frame, (8usize << 10) / frame);
-    assert!(small < 200 && 2 * small > 200, "the test's arithmetic");
-    let limits = Limits { careful_frames: 200, ..limits() };
-
-    // 200 apart: not close enough.
-    let mut s = ShardState::new(0, spec(), limits);
-    s.push((1..=20_000).map(item));
-    reject_twice(&mut s, 200);
-    assert!(!s.careful());
-    s.on_connected();
-    assert_eq!(write_batch(&mut s).len(), big);
-
-    // 199 apart: careful for 200 written after the second.
-    let mut s = ShardState::new(0, spec(), limits);
-    s.push((1..=20_000).map(item));
-    reject_twice(&mut s, 199);
-    assert!(s.careful());
-    s.on_connected();
-    assert_eq!(write_batch(&mut s).len(), small);
-    assert!(s.careful(), "{small} of 200 written");
-    // Sized while careful, this batch takes the count past 200.
-    assert_eq!(write_batch(&mut s).len(), small);
-    assert!(!s.careful());
-    assert_eq!(s.send_buffer(Some(64 << 10)), Some(64 << 10));
-    let f = write_batch(&mut s);
-    assert_eq!(f.len(), big);
-    // A rejection long after the last: still not careful.
-    s.on_response(resp(8, f[0].0));
-    assert!(!s.careful());
 }

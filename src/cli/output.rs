@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, bail};
 use tempfile::NamedTempFile;
 
+use apnsblast::frame::Status;
 use apnsblast::journal::JournalWriter;
 use apnsblast::report::{Failure, Report, State};
 use apnsblast::run::{Observer, Progress};
@@ -141,7 +142,7 @@ impl Outputs {
             self.failed_count += 1;
         }
         if f.state == State::Rejected
-            && f.status == Some(8)
+            && f.status == Some(Status::InvalidToken)
             && let Some(p) = &mut self.invalid
         {
             writeln!(p.file, "{}", f.token)?;

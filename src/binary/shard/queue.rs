@@ -3,9 +3,9 @@
 //!
 //! A window holds about 100,000 notifications per shard, written into it long
 //! before the gateway confirms them, so by then they have left the CPU's
-//! caches. Confirming a window used to walk every one of them (to record its
-//! line, count it if in doubt, and drop its payload handle): a cache miss per
-//! notification, 4% of a run's CPU. Here a notification is a [`Slot`] that
+//! caches. Walking every one of them to settle a window (to record its line,
+//! count it if in doubt, and drop its payload handle) would cost a cache miss
+//! per notification. Here a notification is a [`Slot`] that
 //! copies as plain bytes, and what settling needs is kept beside the slots in
 //! a form that settles in bulk:
 //!

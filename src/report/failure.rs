@@ -1,0 +1,134 @@
+//! One token that was not accepted: its state, and why, in words spelled
+//! here and nowhere else.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::binary::frame::Status;
+use crate::binary::shard::MAX_STRIKES;
+use crate::input::SkipReason;
+
+/// The fate of one token that was not accepted, as written to a failure list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    /// The gateway accepted it (confirmed by a later rejection or sentinel).
+    Accepted,
+    /// The gateway rejected it with a status.
+    Rejected,
+    /// It was written, but the connection died before the gateway confirmed it
+    /// and retries ran out: it may or may not have been delivered.
+    Unconfirmed,
+    /// It was never written (the run was interrupted or its shard stopped).
+    Unsent,
+    /// The input line was not a usable token.
+    Skipped,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            State::Accepted => "accepted",
+            State::Rejected => "rejected",
+            State::Unconfirmed => "unconfirmed",
+            State::Unsent => "unsent",
+            State::Skipped => "skipped",
+        })
+    }
+}
+
+/// Why a token was not accepted. Its [`Display`](fmt::Display) is the
+/// `reason` of the failure list, so these texts are part of the output format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// The gateway rejected it with this status.
+    Rejected(Status),
+    /// It was sent alone [`MAX_STRIKES`] times, and each time the connection
+    /// closed without an answer: given up as unconfirmed.
+    SilentWhenAlone,
+    /// The run was interrupted before it was sent (or confirmed).
+    Interrupted,
+    /// Its shard stopped, in the words the shard's driver gave (the shard
+    /// report's `error`, such as `gave up: …`).
+    ShardStopped(String),
+    /// It waited in the channel of a shard that stopped for this reason (the
+    /// shard report's `error`).
+    QueuedForStoppedShard(String),
+    /// It waited in the channel of a shard that ended without saying why.
+    NotSent,
+    /// No shard was left to take it.
+    EveryShardStopped,
+    /// The input line was not a usable token.
+    Skipped(SkipReason),
+}
+
+impl Reason {
+    /// The gateway's status, for rejections.
+    pub fn status(&self) -> Option<Status> {
+        match self {
+            Reason::Rejected(status) => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reason::Rejected(status) => f.write_str(status.reason()),
+            Reason::SilentWhenAlone => {
+                write!(f, "the connection closed without an answer each of the {MAX_STRIKES} times it was sent alone")
+            }
+            Reason::Interrupted => f.write_str("not sent: the run was interrupted"),
+            Reason::ShardStopped(why) => f.write_str(why),
+            Reason::QueuedForStoppedShard(why) => write!(f, "not sent: {why}"),
+            Reason::NotSent => f.write_str("not sent"),
+            Reason::EveryShardStopped => f.write_str("not sent: every shard had stopped"),
+            Reason::Skipped(skip) => skip.fmt(f),
+        }
+    }
+}
+
+/// A shard's driver saying, in its own words, why the shard stopped.
+impl From<&str> for Reason {
+    fn from(why: &str) -> Reason {
+        Reason::ShardStopped(why.to_owned())
+    }
+}
+
+/// A shard's driver saying, in its own words, why the shard stopped.
+impl From<&String> for Reason {
+    fn from(why: &String) -> Reason {
+        Reason::ShardStopped(why.clone())
+    }
+}
+
+/// One token that was not accepted: the line of `--failed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Failure {
+    /// 1-based line of the input it came from.
+    pub line: u64,
+    /// The token in lower-case hex, or the raw (trimmed, cut) line when skipped.
+    pub token: String,
+    /// What became of it.
+    pub state: State,
+    /// The gateway's status, for rejected tokens (written as its code).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    /// Why, in words: a [`Reason`] as text, so that a list written by any
+    /// version reads back.
+    pub reason: String,
+}
+
+impl Failure {
+    /// The failure line of a token from input line `line` that ended in
+    /// `state` for `reason`; the status comes from the reason.
+    pub fn new(line: u64, token: String, state: State, reason: &Reason) -> Failure {
+        Failure { line, token, state, status: reason.status(), reason: reason.to_string() }
+    }
+}
+
+#[cfg(test)]
+#[path = "failure_test.rs"]
+mod failure_test;
