@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::net::TcpStream;
 
-use crate::gateway::Shared;
+use crate::shared::{Shared, lock};
 use crate::tls;
 
 /// Wire encoding of feedback tuples (38 bytes each).
@@ -24,7 +24,7 @@ pub(crate) fn serve(shared: &Shared, tcp: TcpStream) {
     let Some(mut tls) = tls::handshake(shared, tcp) else {
         return;
     };
-    let tuples = std::mem::take(&mut *shared.feedback.lock().unwrap_or_else(|e| e.into_inner()));
+    let tuples = std::mem::take(&mut *lock(&shared.feedback));
     shared.update(|t| {
         t.stats.feedback_connections += 1;
         t.stats.feedback_tuples += tuples.len() as u64;
