@@ -38,7 +38,7 @@ pub(crate) fn serve(shared: &Shared, tcp: TcpStream) {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn tuple_bytes() {
+    fn a_tuple_encodes_as_time_then_length_32_then_token() {
         let out = super::encode(&[(0x0102_0304, [9; 32])]);
         assert_eq!(&out[..6], &[1, 2, 3, 4, 0, 32]);
         assert_eq!(&out[6..], &[9; 32]);
