@@ -112,7 +112,7 @@ fn seeds(default: &[u64]) -> Vec<u64> {
 }
 
 #[test]
-fn chaos_small() {
+fn chaos_runs_of_20k_tokens_account_for_every_token() {
     for seed in seeds(&[1, 2, 3]) {
         chaos_run(seed, 20_000, Duration::from_millis(100));
     }
@@ -120,7 +120,7 @@ fn chaos_small() {
 
 #[test]
 #[ignore = "full size: run by hand in release (see the module docs)"]
-fn chaos_full() {
+fn chaos_runs_at_full_size_account_for_every_token() {
     let n = std::env::var("CHAOS_TOKENS").map_or(1_000_000, |v| v.parse().expect("CHAOS_TOKENS: a number"));
     for seed in seeds(&[11, 12, 13]) {
         chaos_run(seed, n, Duration::from_millis(500));

@@ -33,7 +33,7 @@ fn replay(check: fn(&[u8]), inputs: &[&[u8]]) {
 }
 
 #[test]
-fn error_response() {
+fn error_response_seeds_pass_the_fuzz_check() {
     replay(
         fuzz::error_response::check,
         &[
@@ -51,7 +51,7 @@ fn error_response() {
 }
 
 #[test]
-fn feedback() {
+fn feedback_seeds_pass_the_fuzz_check() {
     let mut two = Vec::new();
     for time in [1_700_000_000u32, 0xFFFF_FFFF] {
         two.extend_from_slice(&time.to_be_bytes());
@@ -76,7 +76,7 @@ fn feedback() {
 }
 
 #[test]
-fn token_lines() {
+fn token_lines_seeds_pass_the_fuzz_check() {
     let hex: String = TOKEN.iter().map(|b| format!("{b:02x}")).collect();
     let mixed = format!(
         "\x09{hex}\n<{} {} {}>\r\n# comment\n\n{hex}\nnot a token\n\
@@ -105,7 +105,7 @@ fn token_lines() {
 }
 
 #[test]
-fn payload() {
+fn payload_seeds_pass_the_fuzz_check() {
     replay(
         fuzz::payload::check,
         &[
@@ -165,7 +165,7 @@ fn validated_payloads_parse() {
 }
 
 #[test]
-fn shard() {
+fn shard_seeds_pass_the_fuzz_check() {
     replay(
         fuzz::shard::check,
         &[
@@ -218,7 +218,7 @@ fn only_written_notifications_are_settled() {
 }
 
 #[test]
-fn mock_frames() {
+fn mock_frames_seeds_pass_the_fuzz_check() {
     let pl = b"{\"aps\":{}}";
     let mut all = vec![0];
     all.extend_from_slice(&32u16.to_be_bytes());
@@ -249,7 +249,7 @@ fn mock_frames() {
 /// (largest and spread over sizes), plus minimised findings that pass the
 /// default checks.
 #[test]
-fn saved_corpus_entries() {
+fn saved_corpus_entries_pass_the_fuzz_checks() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/fuzz/regressions");
     let mut total = 0;
     for (name, check) in TARGETS {
@@ -281,7 +281,7 @@ const TARGETS: [(&str, Check); 6] = [
 /// `cargo fuzz run`; not in git). Ignored by default: it can take a while.
 #[test]
 #[ignore = "replays local fuzzing corpora; run after fuzzing"]
-fn local_corpora() {
+fn local_corpora_pass_the_fuzz_checks() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tools/fuzz/corpus");
     for (name, check) in TARGETS {
         let Ok(dir) = std::fs::read_dir(root.join(name)) else {

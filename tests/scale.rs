@@ -36,13 +36,13 @@ fn million(bad_rate: f64, shards: usize) {
 
 #[test]
 #[ignore = "full size: run by hand in release"]
-fn million_clean() {
+fn a_clean_million_token_list_is_fully_accounted() {
     million(0.0, 2);
 }
 
 #[test]
 #[ignore = "full size: run by hand in release"]
-fn million_with_invalid_tokens() {
+fn a_million_tokens_with_invalid_ones_are_fully_accounted() {
     million(0.001, 2);
 }
 

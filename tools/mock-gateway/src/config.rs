@@ -231,7 +231,7 @@ mod tests {
     }
 
     #[test]
-    fn explicit_bad_tokens() {
+    fn listed_bad_tokens_are_bad_and_others_are_not() {
         let mut c = Config::default();
         c.bad_tokens.insert([3; 32]);
         assert!(c.is_bad(&[3; 32]));

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use openssl::ssl::SslStream;
 
 use crate::config::ChaosFault;
-use crate::gateway::Shared;
 use crate::parse::{self, Limits, Parsed};
+use crate::shared::Shared;
 use crate::stats::Accepted;
-use crate::tls::{self, POLL, would_block};
+use crate::tls::{self, POLL, retry_later};
 
 /// Why the frame loop stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,7 +142,7 @@ impl<'a> Conn<'a> {
                         p.bytes += n as u64;
                     }
                 }
-                Err(e) if would_block(&e) => continue,
+                Err(e) if retry_later(&e) => continue,
                 Err(e) => {
                     log::debug!("connection read failed: {e}");
                     return End::Gone;

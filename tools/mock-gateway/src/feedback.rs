@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::net::TcpStream;
 
-use crate::gateway::Shared;
+use crate::shared::{Shared, lock};
 use crate::tls;
 
 /// Wire encoding of feedback tuples (38 bytes each).
@@ -24,7 +24,7 @@ pub(crate) fn serve(shared: &Shared, tcp: TcpStream) {
     let Some(mut tls) = tls::handshake(shared, tcp) else {
         return;
     };
-    let tuples = std::mem::take(&mut *shared.feedback.lock().unwrap_or_else(|e| e.into_inner()));
+    let tuples = std::mem::take(&mut *lock(&shared.feedback));
     shared.update(|t| {
         t.stats.feedback_connections += 1;
         t.stats.feedback_tuples += tuples.len() as u64;
@@ -38,7 +38,7 @@ pub(crate) fn serve(shared: &Shared, tcp: TcpStream) {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn tuple_bytes() {
+    fn a_tuple_encodes_as_time_then_length_32_then_token() {
         let out = super::encode(&[(0x0102_0304, [9; 32])]);
         assert_eq!(&out[..6], &[1, 2, 3, 4, 0, 32]);
         assert_eq!(&out[6..], &[9; 32]);

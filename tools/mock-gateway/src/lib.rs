@@ -15,15 +15,19 @@
 //!                                  error/fault: [delay] → 8|status|id → close_notify+FIN → drain
 //! ```
 //!
-//! Modules: [`config`] (what to do), [`pki`] (certificates), `parse` (decoder),
-//! `conn` (per-connection loop), `feedback` (feedback service), [`stats`] (counters),
-//! `gateway` ([`Gateway`], [`Handle`]), `tls` (acceptor and connection endings).
+//! Modules, each importing only modules listed before it (so there is no cycle):
+//!
+//! 1. [`config`] (what to do), [`pki`] (certificates), `parse` (decoder);
+//! 2. [`stats`] (counters and the per-token ledger; uses `config`);
+//! 3. `shared` (the state all threads of one gateway share; uses `config`, `stats`);
+//! 4. `tls` (acceptor, handshake and connection endings; uses `pki`, `shared`);
+//! 5. `conn` (per-connection loop) and `feedback` (feedback service), both on `tls`;
+//! 6. `gateway` ([`Gateway`], [`Handle`]: listeners and threads; uses all of the above).
 //!
 //! Speed: the frame loop is a few percent of a connection thread's CPU; TLS
-//! decryption dominates. Measured with `examples/throughput.rs` (release, sender in
-//! the same process on the 2-core VM): 2.5–4 M frames/s of 145 B on one connection,
-//! with per-token tracking on or off, since the ledger is settled lazily (see
-//! [`stats`]). There are no timed tests; the root crate's benches measure speed.
+//! decryption dominates, with per-token tracking on or off, since the ledger is
+//! settled lazily (see [`stats`]). `examples/throughput.rs` measures it by hand;
+//! there are no timed tests.
 //!
 //! ```no_run
 //! # fn example() -> Result<(), Box<dyn std::error::Error>> {
@@ -46,6 +50,7 @@ mod gateway;
 #[doc(hidden)]
 pub mod parse;
 pub mod pki;
+mod shared;
 pub mod stats;
 mod tls;
 

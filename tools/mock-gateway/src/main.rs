@@ -74,13 +74,13 @@ struct Args {
     #[arg(long, value_name = "SECS")]
     exit_after_idle: Option<u64>,
     /// Per-connection read buffer size.
-    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024, value_parser = clap::value_parser!(u64).range(64..))]
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().read_buffer as u64, value_parser = clap::value_parser!(u64).range(64..))]
     read_buffer: u64,
     /// Payload limit for commands 0/1.
-    #[arg(long, value_name = "BYTES", default_value_t = 256)]
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().payload_limit_legacy)]
     payload_limit_legacy: usize,
     /// Payload limit for command 2.
-    #[arg(long, value_name = "BYTES", default_value_t = 2048)]
+    #[arg(long, value_name = "BYTES", default_value_t = Config::default().payload_limit)]
     payload_limit: usize,
     /// Cap TLS at version 1.2 (like the old Apple gateway).
     #[arg(long)]

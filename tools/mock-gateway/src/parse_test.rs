@@ -42,7 +42,7 @@ fn inv(command: u8, status: u8, id: u32) -> Parsed<'static> {
 }
 
 #[test]
-fn command1_exact_bytes() {
+fn command1_decodes_and_each_strict_prefix_asks_for_more() {
     let f = cmd1(7, &T, b"{}");
     assert_eq!(f.len(), 45 + 2);
     assert_eq!(&f[..11], &[1, 0, 0, 0, 7, 0, 0, 0, 0, 0, 32]);
@@ -62,7 +62,7 @@ fn command1_exact_bytes() {
 }
 
 #[test]
-fn command0_and_back_to_back() {
+fn command0_and_the_frame_after_it_decode_back_to_back() {
     let mut buf = cmd0(&T, b"abc");
     buf.extend(cmd1(9, &T, b"x"));
     let Parsed::Frame(a) = parse(&buf, L) else { panic!() };
@@ -72,7 +72,7 @@ fn command0_and_back_to_back() {
 }
 
 #[test]
-fn legacy_statuses() {
+fn legacy_frame_errors_get_their_status_codes() {
     assert_eq!(parse(&cmd1(3, &[], b"x"), L), inv(1, 2, 3));
     assert_eq!(parse(&cmd1(3, &[1; 31], b"x"), L), inv(1, 5, 3));
     assert_eq!(parse(&cmd1(3, &T, b""), L), inv(1, 4, 3));
@@ -86,7 +86,7 @@ fn legacy_statuses() {
 }
 
 #[test]
-fn command2_items() {
+fn command2_items_decode_in_any_order_and_bad_ones_get_their_status() {
     let ok = cmd2(&[item(1, &T), item(2, b"{}"), item(3, &5u32.to_be_bytes()), item(4, &[0; 4]), item(5, &[10])]);
     let Parsed::Frame(f) = parse(&ok, L) else { panic!() };
     assert_eq!((f.len, f.command, f.id, f.token, f.payload), (ok.len(), 2, Some(5), &T, &b"{}"[..]));
@@ -106,7 +106,7 @@ fn command2_items() {
 }
 
 #[test]
-fn command2_malformed() {
+fn malformed_command2_frames_get_status_128() {
     let id = item(3, &[0, 0, 0, 42]);
     let base = [item(1, &T), item(2, b"p")];
     for bad in [item(6, b"x"), item(3, &[1, 2]), item(4, &[1]), item(5, &[7]), item(5, &[5, 5]), item(0, b"")] {

@@ -6,8 +6,8 @@
 //! The per-token ledger is settled lazily: `record` only appends `(token, payload
 //! hash)` to a sequential pending list, and `Tracker::settle` folds it into the map
 //! when someone reads the stats. A map of millions of tokens is far bigger than the
-//! caches, so each lookup is a memory miss (~0.5 µs measured on the 2-core VM);
-//! doing that on the connection thread would make the mock the bottleneck of a blast.
+//! caches, so each lookup is a memory miss; doing that on the connection thread
+//! would make the mock the bottleneck of a blast.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;

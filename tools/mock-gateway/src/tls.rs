@@ -3,7 +3,8 @@
 //! connection ends (orderly: close_notify + FIN + drain; abrupt: RST).
 //!
 //! Sockets carry a short read timeout so every blocking loop can notice `stop()`;
-//! a timeout surfaces as `WouldBlock` and is simply retried.
+//! a timeout surfaces as `WouldBlock` (or `TimedOut`) and is simply retried
+//! (see [`retry_later`]).
 
 use std::io::{self, Read};
 use std::net::{Shutdown, TcpStream};
@@ -13,8 +14,8 @@ use openssl::pkey::PKey;
 use openssl::ssl::{HandshakeError, SslAcceptor, SslMethod, SslStream, SslVerifyMode, SslVersion};
 use openssl::x509::X509;
 
-use crate::gateway::Shared;
 use crate::pki::Pki;
+use crate::shared::Shared;
 
 /// Read timeout on every socket: the granularity at which threads notice `stop()`.
 pub(crate) const POLL: Duration = Duration::from_millis(100);
@@ -44,7 +45,9 @@ pub(crate) fn acceptor(pki: &Pki, tls12_only: bool) -> Result<SslAcceptor, opens
     Ok(b.build())
 }
 
-pub(crate) fn would_block(e: &io::Error) -> bool {
+/// True when a read error only means "nothing yet, try again": `WouldBlock`, the
+/// [`POLL`] read timeout (`TimedOut` on some platforms), or a signal (`Interrupted`).
+pub(crate) fn retry_later(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted)
 }
 
@@ -122,7 +125,7 @@ pub(crate) fn drain(shared: &Shared, tcp: &mut TcpStream, limit: Duration) -> u6
         match tcp.read(&mut buf) {
             Ok(0) => return total,
             Ok(n) => total += n as u64,
-            Err(e) if would_block(&e) => {}
+            Err(e) if retry_later(&e) => {}
             Err(_) => return total,
         }
     }

@@ -7,7 +7,7 @@ use common::*;
 use mock_gateway::Config;
 
 #[test]
-fn duplicates_and_deliveries() {
+fn a_repeated_token_and_payload_counts_as_a_duplicate_across_commands_and_connections() {
     let gw = start(Config::default());
     let (a, b) = (token(1), token(2));
     let frames = [
@@ -29,7 +29,7 @@ fn duplicates_and_deliveries() {
 }
 
 #[test]
-fn delivered_log_lines() {
+fn the_delivered_log_has_a_line_per_accepted_notification_with_its_id_or_a_dash() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("delivered.tsv");
     let gw = start(Config { delivered_log: Some(path.clone()), ..Config::default() });
@@ -49,7 +49,7 @@ fn tracking_off_still_counts_accepted() {
 }
 
 #[test]
-fn feedback_tuples_byte_exact_once() {
+fn feedback_tuples_are_served_byte_exact_and_only_once() {
     let tuples = vec![(1_600_000_000u32, token(1)), (0x0102_0304, token(2))];
     let gw = start(Config { feedback: tuples.clone(), ..Config::default() });
     let fb = gw.feedback_addr().unwrap();
