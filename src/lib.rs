@@ -60,7 +60,7 @@
 mod backoff;
 pub mod binary;
 pub mod error;
-mod inbox;
+mod handoff;
 pub mod input;
 pub mod journal;
 pub mod payload;

@@ -26,11 +26,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{RecvTimeoutError, Sender, bounded};
 use mio::Poll;
 
-use crate::binary::conn::{self, Event, Link};
+use crate::binary::conn::{self, Link};
 use crate::binary::frame::Command;
 use crate::binary::shard::{FrameSpec, Item, Limits, ShardState};
 use crate::error::Error;
-use crate::inbox::{Doorbell, Inbox};
+use crate::handoff::{Doorbell, Event, Inbox};
 use crate::input::Record;
 use crate::journal::LineSet;
 use crate::report::{Failure, Reason, Report, State};

@@ -39,8 +39,8 @@ use crate::backoff::{Backoff, sleep_unless_cancelled};
 use crate::binary::session::{Next, Policy, Session};
 use crate::binary::shard::{Item, ShardState};
 use crate::error::GatewayError;
-use crate::inbox::{Doorbell, Inbox, Intake, Wake};
-use crate::report::{Failure, ShardReport};
+use crate::handoff::{Doorbell, Event, Inbox, Intake, Wake};
+use crate::report::{Failure, Reason};
 use connect::{Conn, connect};
 use spare::Spare;
 
@@ -95,19 +95,6 @@ impl Link {
             connect_ahead: self.connect_ahead,
         }
     }
-}
-
-/// What a shard tells the run while it works.
-#[derive(Debug)]
-pub(crate) enum Event {
-    /// Final words on tokens that were not accepted.
-    Failures(Vec<Failure>),
-    /// Input lines the gateway accepted or rejected (for the journal).
-    Settled(Vec<(u64, u64)>),
-    /// The shard's counts so far.
-    Progress(ShardReport),
-    /// The shard is finished; its final counts.
-    Done(ShardReport),
 }
 
 impl Wake for Waker {
@@ -204,7 +191,7 @@ pub(crate) fn run_shard(
                 // The splitter stops routing here; what it already sent is settled too.
                 alive.store(false, Ordering::Relaxed);
                 state.cancel();
-                state.abandon(&why);
+                state.abandon(Reason::ShardStopped(why));
                 break;
             }
         }
@@ -213,7 +200,7 @@ pub(crate) fn run_shard(
     if state.is_cancelled() {
         // Batches still in the channel are settled by the run once the
         // splitter has stopped, so none can slip in after a last look here.
-        state.abandon("not sent: the run was interrupted");
+        state.abandon(Reason::Interrupted);
     }
     flush_outcomes(&mut state, &events);
     if spare.take().is_some() {

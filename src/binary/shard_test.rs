@@ -196,7 +196,10 @@ fn a_notification_that_always_kills_the_connection_is_given_up_as_unconfirmed() 
     }
     let out = s.take_outcomes();
     assert_eq!(out.len(), 1);
-    assert_eq!((out[0].item.line, out[0].state, &out[0].reason), (2, State::Unconfirmed, &Reason::SilentWhenAlone));
+    assert_eq!(
+        (out[0].item.line, out[0].state, &out[0].reason),
+        (2, State::Unconfirmed, &Reason::SilentWhenAlone { times: MAX_STRIKES })
+    );
     assert_eq!(s.report().accepted, 2);
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use apnsblast::input::{ReaderOptions, Record, TokenReader};
-use apnsblast::report::{Failure, Report, State};
+use apnsblast::report::{Failure, Reason, Report, State};
 use apnsblast::run::{Blaster, Observer, SendConfig};
 
 use super::output::{Outputs, Sink, Written};
@@ -112,23 +112,11 @@ fn settle_held<R: BufRead>(reader: &mut Tracked<R>, report: &mut Report, observe
         let failure = match record {
             Record::Send(entry) => {
                 report.unsent += 1;
-                Failure {
-                    line: entry.line,
-                    token: entry.token.to_string(),
-                    state: State::Unsent,
-                    status: None,
-                    reason: "not sent: the run was interrupted".into(),
-                }
+                Failure::new(entry.line, entry.token.to_string(), State::Unsent, &Reason::Interrupted)
             }
             Record::Skip(skip) => {
                 report.skipped += 1;
-                Failure {
-                    line: skip.line,
-                    token: skip.text,
-                    state: State::Skipped,
-                    status: None,
-                    reason: skip.reason.to_string(),
-                }
+                Failure::new(skip.line, skip.text, State::Skipped, &Reason::Skipped(skip.reason))
             }
             Record::OtherPartition => continue,
         };

@@ -6,7 +6,6 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::binary::frame::Status;
-use crate::binary::shard::MAX_STRIKES;
 use crate::input::SkipReason;
 
 /// The fate of one token that was not accepted, as written to a failure list.
@@ -44,9 +43,12 @@ impl fmt::Display for State {
 pub enum Reason {
     /// The gateway rejected it with this status.
     Rejected(Status),
-    /// It was sent alone [`MAX_STRIKES`] times, and each time the connection
+    /// It was sent alone `times` times, and each time the connection
     /// closed without an answer: given up as unconfirmed.
-    SilentWhenAlone,
+    SilentWhenAlone {
+        /// How often it was sent alone.
+        times: u32,
+    },
     /// The run was interrupted before it was sent (or confirmed).
     Interrupted,
     /// Its shard stopped, in the words the shard's driver gave (the shard
@@ -77,8 +79,8 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reason::Rejected(status) => f.write_str(status.reason()),
-            Reason::SilentWhenAlone => {
-                write!(f, "the connection closed without an answer each of the {MAX_STRIKES} times it was sent alone")
+            Reason::SilentWhenAlone { times } => {
+                write!(f, "the connection closed without an answer each of the {times} times it was sent alone")
             }
             Reason::Interrupted => f.write_str("not sent: the run was interrupted"),
             Reason::ShardStopped(why) => f.write_str(why),

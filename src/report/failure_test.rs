@@ -10,7 +10,10 @@ fn every_reason_reads_as_the_failure_lists_have_always_said() {
         (Reason::Rejected(Status::InvalidToken), "invalid token"),
         (Reason::Rejected(Status::Processing), "processing error"),
         (Reason::Rejected(Status::Other(42)), "undefined status"),
-        (Reason::SilentWhenAlone, "the connection closed without an answer each of the 3 times it was sent alone"),
+        (
+            Reason::SilentWhenAlone { times: 3 },
+            "the connection closed without an answer each of the 3 times it was sent alone",
+        ),
         (Reason::Interrupted, "not sent: the run was interrupted"),
         (Reason::ShardStopped("gave up: TLS handshake failed".into()), "gave up: TLS handshake failed"),
         (
@@ -59,7 +62,7 @@ fn cases() -> Vec<(Failure, String)> {
             format!(r#"{{"line":4,"token":"{HEX}","state":"rejected","status":8,"reason":"invalid token"}}"#),
         ),
         (
-            Failure::new(7, HEX.into(), State::Unconfirmed, &Reason::SilentWhenAlone),
+            Failure::new(7, HEX.into(), State::Unconfirmed, &Reason::SilentWhenAlone { times: 3 }),
             format!(
                 r#"{{"line":7,"token":"{HEX}","state":"unconfirmed","reason":"the connection closed without an answer each of the 3 times it was sent alone"}}"#
             ),

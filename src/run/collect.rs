@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use crate::binary::conn::Event;
+use crate::handoff::Event;
 use crate::report::{Counts, ShardReport, State};
 
 use super::{Observer, Progress};

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use crossbeam_channel::{Select, TrySendError};
 
-use crate::binary::conn::Event;
 use crate::binary::shard::Item;
+use crate::handoff::Event;
 use crate::input::Record;
 use crate::report::{Failure, Reason, State};
 

@@ -13,7 +13,7 @@ use super::spare::{SPARE, Spare};
 use super::{Event, Link, TICK};
 use crate::binary::session::{Alarm, Clocks};
 use crate::binary::shard::{ConnEnd, Item, ShardState};
-use crate::inbox::Inbox;
+use crate::handoff::Inbox;
 
 /// Writes and reads on one connection until it ends, and sets up the
 /// `spare` beside it.

@@ -105,7 +105,7 @@ impl ShardState {
         if self.strikes >= MAX_STRIKES {
             self.strikes = 0;
             if let Some(item) = self.items.pop_front() {
-                self.settle(item, State::Unconfirmed, Reason::SilentWhenAlone);
+                self.settle(item, State::Unconfirmed, Reason::SilentWhenAlone { times: MAX_STRIKES });
             }
         }
         ConnEnd::Silent

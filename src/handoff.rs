@@ -1,5 +1,6 @@
-//! The splitter's hand-off to a shard: a bounded channel of batches, a
-//! doorbell that wakes the shard's event loop, and the run's cancel flag.
+//! The splitter's hand-off to a shard (a bounded channel of batches, a
+//! doorbell that wakes the shard's event loop, and the run's cancel flag)
+//! and the shard's [`Event`]s back to the run.
 //!
 //! Nothing here knows how a shard waits. The binary driver sleeps in mio's
 //! `Poll` and is woken by a `mio::Waker`; a driver on another event loop
@@ -10,6 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+
+use crate::report::{Failure, ShardReport};
 
 /// Wakes one shard's event loop from another thread.
 pub(crate) trait Wake: Send + Sync {
@@ -122,6 +125,19 @@ impl<T> Inbox<'_, T> {
             Err(RecvTimeoutError::Disconnected) => state.finish_input(),
         }
     }
+}
+
+/// What a shard tells the run while it works.
+#[derive(Debug)]
+pub(crate) enum Event {
+    /// Final words on tokens that were not accepted.
+    Failures(Vec<Failure>),
+    /// Input lines the gateway accepted or rejected (for the journal).
+    Settled(Vec<(u64, u64)>),
+    /// The shard's counts so far.
+    Progress(ShardReport),
+    /// The shard is finished; its final counts.
+    Done(ShardReport),
 }
 
 #[cfg(test)]
