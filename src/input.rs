@@ -10,7 +10,7 @@
 //!   either case);
 //! - an NDJSON object `{"token": "…", "payload": {…}}` (first non-space
 //!   character `{`); the payload is optional (absent or `null` = the run's
-//!   shared payload) and is checked and minified by [`payload::validate`]
+//!   shared payload) and is checked and minified by [`crate::payload::validate`]
 //!   (after parsing into a value: key order is kept, numbers are normalised);
 //!   other keys are refused, so a misspelt `"paylod"` cannot silently send
 //!   the shared payload;

@@ -15,10 +15,14 @@
 //! # Design
 //!
 //! ```text
-//!  token list ─▶ input::TokenReader ─▶ run (splitter) ─┬─▶ shard thread 0: ShardState + conn ─TLS─▶ gateway
-//!                 (parse, dedup,          bounded      ├─▶ shard thread 1 ...
-//!                  partition)             channels     └─▶ ...
-//!                                              results, failures ─▶ Observer ─▶ report::Report
+//!  token list ─▶ input::TokenReader ─▶ run (splitter) ─┬─▶ shard thread 0 ─TLS─▶ gateway
+//!                 (parse, dedup,        handoff: bounded ├─▶ shard thread 1 ...
+//!                  partition)           channels + doorbell └─▶ ...
+//!                                   handoff::Event (failures, progress) ─▶ Observer ─▶ report::Report
+//!
+//!  a binary shard thread:  binary::conn (I/O: mio + native-tls)
+//!                            ├─ binary::shard::ShardState  what to write, what an answer means
+//!                            └─ binary::session::Session   when to connect, pause, give up
 //! ```
 //!
 //! The shared core sits at the top; what is specific to one transport sits
@@ -29,12 +33,14 @@
 //! | [`token`] | device tokens: parsing hex with the usual decorations |
 //! | [`payload`] | building and validating JSON payloads |
 //! | [`input`] | the streaming token-list reader (hex lines, NDJSON, dedup, partitions) |
-//! | [`run`] | a whole run: splitter, shard threads, merge ([`run::Blaster`]) |
-//! | [`report`] | what happened to every token |
+//! | [`run`] | a whole run: config, splitter, shard threads, collector ([`run::Blaster`]) |
+//! | `handoff` | the splitter's hand-off to a shard (channel, doorbell, cancel) and the shard's events back |
+//! | `backoff` | exponential back-off with jitter |
+//! | [`report`] | what happened to every token: states, typed reasons, counts |
 //! | [`journal`] | settled lines, for resuming a killed run |
 //! | [`tls`] | loading the provider certificate, building the TLS client |
-//! | [`error`] | why a run could not start |
-//! | [`binary`] | the binary provider protocol: [`frame`], [`shard`], [`conn`], [`feedback`], [`feedback_client`] |
+//! | [`error`] | why a run could not start, and why a gateway could not be used |
+//! | [`binary`] | the binary provider protocol: [`frame`], [`shard`], [`binary::session`], [`conn`], [`feedback`], [`feedback_client`] |
 //!
 //! # Example
 //!

@@ -42,6 +42,8 @@ use crate::report::{Reason, ShardReport, State};
 use crate::token::DeviceToken;
 use queue::Queue;
 
+pub use write::{MIN_CAREFUL_BATCH, MIN_CAREFUL_SEND_BUFFER};
+
 /// Silent closes a notification may see while alone in its window before it
 /// is given up as unconfirmed.
 pub const MAX_STRIKES: u32 = 3;

@@ -19,6 +19,7 @@ use apnsblast::conn::LONG_ROUND_TRIP;
 use apnsblast::input::Partition;
 use apnsblast::report::Report;
 use apnsblast::run::{SendConfig, Style};
+use apnsblast::shard::{MIN_CAREFUL_BATCH, MIN_CAREFUL_SEND_BUFFER};
 use apnsblast::tls::TlsConfig;
 
 mod blast;
@@ -160,11 +161,14 @@ pub struct TuningArgs {
     /// Confirm after every N notifications as well (0: only the window decides)
     #[arg(long, value_name = "N", default_value_t = defaults().confirm_every)]
     pub confirm_every: u64,
-    /// When two rejections come within N notifications of each other, write
-    /// the next N in eighth-size batches (at least 4K) over a quarter-size
-    /// send buffer (at least 16K; an autotuned one is left alone), so that invalid
-    /// tokens close together cost less resending; 0: never
     #[arg(long, value_name = "N", default_value_t = defaults().careful_frames)]
+    #[arg(help = format!(
+        "When two rejections come within N notifications of each other, write the next N in eighth-size \
+         batches (at least {}K) over a quarter-size send buffer (at least {}K; an autotuned one is left \
+         alone), so that invalid tokens close together cost less resending; 0: never",
+        MIN_CAREFUL_BATCH >> 10,
+        MIN_CAREFUL_SEND_BUFFER >> 10
+    ))]
     pub careful_frames: u64,
     /// Bytes per write; K, M and G suffixes allowed
     #[arg(long, value_name = "BYTES", value_parser = parse_size, default_value_t = defaults().batch_bytes)]

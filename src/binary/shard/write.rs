@@ -8,12 +8,12 @@ use super::ShardState;
 /// The largest TLS record's payload.
 const TLS_RECORD: usize = 16 << 10;
 /// The smallest careful batch.
-const MIN_CAREFUL_BATCH: usize = 4 << 10;
+pub const MIN_CAREFUL_BATCH: usize = 4 << 10;
 /// The smallest careful send buffer: room for two careful batches of the
 /// default size (the kernel doubles it for its own bookkeeping), so that the
 /// pipe does not run dry between writes. Smaller buffers resend a little less
 /// after a rejection; BENCHMARKS.md compares the sizes tried.
-const MIN_CAREFUL_SEND_BUFFER: usize = 16 << 10;
+pub const MIN_CAREFUL_SEND_BUFFER: usize = 16 << 10;
 
 impl ShardState {
     /// The unwritten bytes of the current batch, encoding the next batch when
@@ -51,7 +51,7 @@ impl ShardState {
     /// A retried write failed for good: the call that would have blocked
     /// left OpenSSL holding a record of these bytes, and the retry may have
     /// sent that record whole before failing on the next, reporting nothing.
-    /// So the record's bytes (at most [`TLS_RECORD`] from the first unwritten
+    /// So the record's bytes (at most one TLS record, 16 KiB, from the first unwritten
     /// one) count as written: the gateway may name any of their notifications,
     /// and after a silent close they are in doubt. (A first attempt that
     /// fails has sent no whole record: in partial-write mode, which the
@@ -132,7 +132,7 @@ impl ShardState {
     /// than [`Limits::careful_frames`](super::Limits::careful_frames)
     /// notifications apart, and the last was fewer than that ago. A careful
     /// shard writes smaller batches
-    /// ([`ShardState::batch_bytes`]) over a smaller send buffer
+    /// (an eighth of `--batch-bytes`) over a smaller send buffer
     /// ([`ShardState::send_buffer`]), so that the next rejection throws less
     /// away (BENCHMARKS.md, careful mode). Small writes cost CPU per byte, so
     /// a clean list, or one whose rejections are far apart, is never careful:
