@@ -28,6 +28,7 @@ use mio::Poll;
 
 use crate::binary::conn::{self, Link};
 use crate::binary::frame::Command;
+use crate::binary::session::Policy;
 use crate::binary::shard::{FrameSpec, Item, Limits, ShardState};
 use crate::error::Error;
 use crate::handoff::{Doorbell, Event, Inbox};
@@ -112,11 +113,13 @@ impl Blaster {
             send_buffer: config.send_buffer,
             strict: config.style == Style::Strict,
             connect_timeout: config.connect_timeout,
-            connect_ahead: config.connect_ahead,
             response_timeout: config.response_timeout,
-            max_failures: config.max_failures.max(1),
-            backoff_min: config.backoff_min,
-            backoff_max: config.backoff_max,
+            policy: Policy {
+                max_failures: config.max_failures.max(1),
+                backoff_min: config.backoff_min,
+                backoff_max: config.backoff_max,
+                connect_ahead: config.connect_ahead,
+            },
         };
         Ok(Blaster { config, link, cancel: Arc::new(AtomicBool::new(false)) })
     }

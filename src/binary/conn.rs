@@ -55,46 +55,27 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// How a shard reaches the gateway and paces itself.
 #[derive(Debug, Clone)]
-pub struct Link {
+pub(crate) struct Link {
     /// `host:port` of the gateway.
-    pub gateway: String,
+    pub(crate) gateway: String,
     /// The name the server certificate must carry (the host part of `gateway`).
-    pub domain: String,
+    pub(crate) domain: String,
     /// The TLS client, shared by all shards.
-    pub connector: TlsConnector,
+    pub(crate) connector: TlsConnector,
     /// TCP_NODELAY: Nagle's algorithm off.
-    pub nodelay: bool,
+    pub(crate) nodelay: bool,
     /// SO_SNDBUF in bytes; `None` leaves the kernel's autotuning.
-    pub send_buffer: Option<usize>,
+    pub(crate) send_buffer: Option<usize>,
     /// Read for an error response after every notification (the slow style
     /// many senders use), instead of after every batch.
-    pub strict: bool,
+    pub(crate) strict: bool,
     /// TCP connect plus TLS handshake.
-    pub connect_timeout: Duration,
-    /// Set up each shard's next connection while the current one works.
-    pub connect_ahead: ConnectAhead,
+    pub(crate) connect_timeout: Duration,
     /// How long to wait for the gateway to answer a sentinel, or to take
     /// more bytes, before treating the connection as dead.
-    pub response_timeout: Duration,
-    /// Connections in a row that may fail, or end without settling anything,
-    /// before the shard gives up.
-    pub max_failures: u32,
-    /// First pause after a failure; it doubles (with jitter) up to `backoff_max`.
-    pub backoff_min: Duration,
-    /// Longest pause between attempts.
-    pub backoff_max: Duration,
-}
-
-impl Link {
-    /// The rules its shards' connections follow.
-    pub(crate) fn policy(&self) -> Policy {
-        Policy {
-            max_failures: self.max_failures,
-            backoff_min: self.backoff_min,
-            backoff_max: self.backoff_max,
-            connect_ahead: self.connect_ahead,
-        }
-    }
+    pub(crate) response_timeout: Duration,
+    /// When to connect again, pause, give up or connect ahead.
+    pub(crate) policy: Policy,
 }
 
 impl Wake for Waker {
@@ -143,7 +124,7 @@ pub(crate) fn run_shard(
 ) {
     let started = Instant::now();
     let shard = state.report().shard;
-    let mut session = Session::new(link.policy(), Backoff::seed_for(shard));
+    let mut session = Session::new(link.policy, Backoff::seed_for(shard));
     // The next connection, when connecting ahead.
     let mut spare: Option<Spare> = None;
     loop {

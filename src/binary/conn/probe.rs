@@ -22,7 +22,7 @@ use crate::error::GatewayError;
 /// Why the gateway cannot be used.
 pub(crate) fn probe(link: &Link, command: Command, cancel: &AtomicBool) -> Result<(), GatewayError> {
     let mut poll = Poll::new().map_err(|source| GatewayError::Io { what: "creating a poller", source })?;
-    let mut session = Session::new(link.policy(), Backoff::seed_for(usize::MAX));
+    let mut session = Session::new(link.policy, Backoff::seed_for(usize::MAX));
     loop {
         let failure = match connect(link, &mut poll, SOCKET, link.send_buffer) {
             Ok((mut conn, _)) => match answer(&mut conn, link, &mut poll, command) {
@@ -36,7 +36,11 @@ pub(crate) fn probe(link: &Link, command: Command, cancel: &AtomicBool) -> Resul
         };
         match session.on_connect_failed(failure) {
             Next::Retry { after, trouble } if !cancel.load(Ordering::Relaxed) => {
-                log::info!("gateway check, attempt {} of {}: {trouble}", session.failed_connects(), link.max_failures);
+                log::info!(
+                    "gateway check, attempt {} of {}: {trouble}",
+                    session.failed_connects(),
+                    link.policy.max_failures
+                );
                 sleep_unless_cancelled(after, cancel);
             }
             Next::Retry { trouble: Trouble::Connect(e), .. } | Next::GiveUp(Trouble::Connect(e)) => return Err(e),
