@@ -35,6 +35,7 @@
 //! | [`tls`] | loading the provider certificate, building the TLS client |
 //! | [`error`] | why a run could not start |
 //! | [`binary`] | the binary provider protocol: [`frame`], [`shard`], [`conn`], [`feedback`], [`feedback_client`] |
+//! | [`http2`] | Apple's HTTP/2 provider API: [`http2::jwt`] (token authentication) |
 //!
 //! # Example
 //!
@@ -60,6 +61,7 @@
 mod backoff;
 pub mod binary;
 pub mod error;
+pub mod http2;
 mod inbox;
 pub mod input;
 pub mod journal;
