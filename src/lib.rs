@@ -41,6 +41,7 @@
 //! | [`tls`] | loading the provider certificate, building the TLS client |
 //! | [`error`] | why a run could not start, and why a gateway could not be used |
 //! | [`binary`] | the binary provider protocol: [`frame`], [`shard`], [`binary::session`], [`conn`], [`feedback`], [`feedback_client`] |
+//! | [`http2`] | Apple's HTTP/2 provider API: [`http2::jwt`] (token authentication) |
 //!
 //! # Example
 //!
@@ -67,6 +68,7 @@ mod backoff;
 pub mod binary;
 pub mod error;
 mod handoff;
+pub mod http2;
 pub mod input;
 pub mod journal;
 pub mod payload;

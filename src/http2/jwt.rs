@@ -1,0 +1,496 @@
+//! Token (JWT) authentication: the `.p8` key, the ES256 provider token, and
+//! the one token per key that every connection shares.
+//!
+//! Apple's "Establishing a token-based connection to APNs"
+//! (<https://developer.apple.com/documentation/usernotifications/establishing-a-token-based-connection-to-apns>):
+//! every request carries `authorization: bearer <JWT>`, a JWS (RFC 7515) with
+//! the header `{"alg":"ES256","kid":"<key id>"}` and the claims
+//! `{"iss":"<team id>","iat":<UNIX seconds>}`, signed with the P-256 key of the
+//! `.p8` file. The provider refreshes it no more than once every 20 minutes
+//! (more often: 429 `TooManyProviderTokenUpdates`) and no less than once an
+//! hour (older: 403 `ExpiredProviderToken`). Apple counts the tokens of one
+//! key together, whichever process or connection sends them, so a run makes
+//! **one token per key**, shared by every connection: [`ProviderToken`].
+//!
+//! # The 30-minute slot
+//!
+//! A token's `iat` is the start of the current 30-minute slot of UNIX time
+//! (`now - now % 1800`), and ECDSA signatures here are deterministic
+//! (RFC 6979). So every process signing with the same key and ids in the same
+//! slot makes byte for byte the same token, and Apple sees one token per
+//! slot however many pods send. The token is renewed when the slot changes:
+//! at an age of 30 minutes, inside Apple's 20 to 60.
+
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use p256::ecdsa::signature::Signer as _;
+use p256::ecdsa::{Signature, SigningKey};
+use p256::elliptic_curve::zeroize::Zeroizing;
+use p256::pkcs8::{ObjectIdentifier, PrivateKeyInfo};
+
+/// The length of a token's slot: the age at which it is renewed, in seconds.
+pub const TOKEN_SLOT_SECS: u64 = 30 * 60;
+/// Apple's shortest interval between two tokens of a key, in seconds. A
+/// token younger than this that Apple calls expired means a wrong clock.
+pub const TOKEN_MIN_AGE_SECS: u64 = 20 * 60;
+/// Apple's longest life of a token, in seconds.
+pub const TOKEN_MAX_AGE_SECS: u64 = 60 * 60;
+
+/// What [`AuthKey::from_pem`]'s errors name instead of a file.
+const PEM_TEXT: &str = "the PEM text given";
+/// The form the errors ask for.
+const EXPECTED: &str = "expected Apple's .p8 auth key, a P-256 private key in PKCS#8 PEM (-----BEGIN PRIVATE KEY-----)";
+
+/// id-ecPublicKey (RFC 5480).
+const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+/// secp256r1, alias prime256v1 or P-256 (RFC 5480).
+const P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+/// rsaEncryption (RFC 8017).
+const RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+/// id-Ed25519 (RFC 8410).
+const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+
+/// What is wrong with an auth key file; every message names the file.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum AuthKeyError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is empty, or holds only white space.
+    #[error("{path} is empty: {EXPECTED}")]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file holds no PEM block (no `-----BEGIN` line, or not text at all).
+    #[error("{path} is not PEM (no -----BEGIN line): {EXPECTED}")]
+    NotPem {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file is PEM but holds something else than a PKCS#8 P-256 key.
+    #[error("{path} holds {found}: {EXPECTED}")]
+    NotAuthKey {
+        /// The file.
+        path: PathBuf,
+        /// What it holds instead ("an RSA key", "a certificate", ...).
+        found: String,
+    },
+}
+
+/// Apple's auth key (the `.p8` file): a P-256 private key, loaded and checked.
+///
+/// Its `Debug` shows that it is a key, never the key.
+#[derive(Clone)]
+pub struct AuthKey {
+    signing: SigningKey,
+}
+
+impl fmt::Debug for AuthKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuthKey(P-256 private key)")
+    }
+}
+
+impl AuthKey {
+    /// Loads Apple's `.p8` file as downloaded: a PKCS#8 PEM P-256 key.
+    ///
+    /// # Errors
+    /// An [`AuthKeyError`] naming the file: unreadable, empty, not PEM, or
+    /// PEM holding something else (an RSA key, a certificate, ...).
+    pub fn load(path: &Path) -> Result<AuthKey, AuthKeyError> {
+        let bytes =
+            Zeroizing::new(fs::read(path).map_err(|source| AuthKeyError::Read { path: path.to_owned(), source })?);
+        // Not text at all: DER, or some other binary file.
+        let text = std::str::from_utf8(&bytes).map_err(|_| AuthKeyError::NotPem { path: path.to_owned() })?;
+        parse(text, path)
+    }
+
+    /// Reads the key from the text of a `.p8` file.
+    ///
+    /// # Errors
+    /// As [`AuthKey::load`], naming "the PEM text given" instead of a file.
+    pub fn from_pem(pem: &str) -> Result<AuthKey, AuthKeyError> {
+        parse(pem, Path::new(PEM_TEXT))
+    }
+}
+
+fn parse(text: &str, origin: &Path) -> Result<AuthKey, AuthKeyError> {
+    let not = |found: &str| AuthKeyError::NotAuthKey { path: origin.to_owned(), found: found.to_owned() };
+    if text.trim().is_empty() {
+        return Err(AuthKeyError::Empty { path: origin.to_owned() });
+    }
+    // The first PEM block, so that text around it (a note, openssl's "Bag
+    // Attributes") does not matter.
+    let Some(begin) = text.find("-----BEGIN ") else {
+        return Err(AuthKeyError::NotPem { path: origin.to_owned() });
+    };
+    let block = &text[begin..];
+    let label = block["-----BEGIN ".len()..].split("-----").next().unwrap_or_default();
+    let end_line = format!("-----END {label}-----");
+    let Some(end) = block.find(&end_line) else {
+        return Err(not(&format!("a \"{label}\" PEM block with no END line")));
+    };
+    let block = &block[..end + end_line.len()];
+    match label {
+        "PRIVATE KEY" => {}
+        "ENCRYPTED PRIVATE KEY" => return Err(not("an encrypted key (Apple's .p8 is not encrypted)")),
+        "EC PRIVATE KEY" => {
+            return Err(not("an EC key in SEC1 form, not PKCS#8 (`openssl pkcs8 -topk8 -nocrypt` converts it)"));
+        }
+        "RSA PRIVATE KEY" => return Err(not("an RSA key")),
+        "CERTIFICATE" | "TRUSTED CERTIFICATE" => {
+            return Err(not("a certificate (certificate authentication takes it, not token authentication)"));
+        }
+        "PUBLIC KEY" => return Err(not("a public key")),
+        other => return Err(not(&format!("a \"{other}\" PEM block"))),
+    }
+    let der = match p256::pkcs8::der::pem::decode_vec(block.as_bytes()) {
+        Ok((_, der)) => Zeroizing::new(der),
+        Err(_) => return Err(not("a damaged PEM block (its base64 does not decode)")),
+    };
+    let info = PrivateKeyInfo::try_from(der.as_slice()).map_err(|_| not("a PKCS#8 block that does not decode"))?;
+    match info.algorithm.oid {
+        EC_PUBLIC_KEY => match info.algorithm.parameters_oid() {
+            Ok(P256) => {}
+            Ok(curve) => return Err(not(&format!("an EC key on another curve than P-256 (OID {curve})"))),
+            Err(_) => return Err(not("an EC key naming no curve")),
+        },
+        RSA => return Err(not("an RSA key")),
+        ED25519 => return Err(not("an Ed25519 key")),
+        other => return Err(not(&format!("a key of another algorithm (OID {other})"))),
+    }
+    let signing = SigningKey::try_from(info).map_err(|_| not("a P-256 key that does not decode"))?;
+    Ok(AuthKey { signing })
+}
+
+/// Why a key id, team id or ready-made token is refused.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TokenError {
+    /// Not a key id: every request would fail with `InvalidProviderToken`.
+    #[error(
+        "key id {0:?} is not an APNs key id: 10 characters, A-Z and 0-9 (the key's page in the developer account, or the XXXXXXXXXX of AuthKey_XXXXXXXXXX.p8)"
+    )]
+    KeyId(String),
+    /// Not a team id: every request would fail with `InvalidProviderToken`.
+    #[error(
+        "team id {0:?} is not an Apple team id: 10 characters, A-Z and 0-9 (Membership details in the developer account)"
+    )]
+    TeamId(String),
+    /// A ready-made token that is not an APNs provider token.
+    #[error("the provider token given is not an ES256 JWT with kid, iss and iat: {0}")]
+    Malformed(&'static str),
+    /// A ready-made token older than Apple's hour: every request would fail.
+    #[error("the provider token given was made {age_secs} s ago: APNs takes none older than {TOKEN_MAX_AGE_SECS} s")]
+    Expired {
+        /// Its age by this machine's clock.
+        age_secs: u64,
+    },
+}
+
+/// Why [`ProviderToken::renew_after_expired`] made no new token: the caller
+/// should stop, since every request will fail the same way.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum RenewError {
+    /// APNs called a token expired that this machine made less than 20
+    /// minutes ago: one of the two clocks is wrong (Apple's rarely is).
+    #[error(
+        "APNs says the provider token is expired, but it was made {age_secs} s ago by this machine's clock (a token lives {TOKEN_MAX_AGE_SECS} s, and may be renewed after {TOKEN_MIN_AGE_SECS} s): check the clock"
+    )]
+    ClockWrong {
+        /// The token's age by this machine's clock.
+        age_secs: u64,
+    },
+    /// The token was given ready-made ([`ProviderToken::fixed`]).
+    #[error(
+        "APNs says the provider token is expired, and a token given ready-made cannot be renewed here: sign a new one"
+    )]
+    Fixed,
+}
+
+/// One provider token: cheap to clone, and ready to go into a request.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Token {
+    /// `bearer <JWT>`, the whole `authorization` header value.
+    value: Arc<str>,
+    iat: u64,
+}
+
+/// `"bearer "`: Apple's scheme word, lower case as in its documentation.
+const BEARER: &str = "bearer ";
+
+impl Token {
+    /// The `authorization` header's value: `bearer <JWT>`.
+    pub fn authorization(&self) -> &[u8] {
+        self.value.as_bytes()
+    }
+
+    /// The JWT alone.
+    pub fn jwt(&self) -> &str {
+        &self.value[BEARER.len()..]
+    }
+
+    /// When it was issued (its `iat` claim), in UNIX seconds.
+    pub fn iat(&self) -> u64 {
+        self.iat
+    }
+}
+
+/// The `authorization` value, so that a header type that takes any owner of
+/// bytes can hold the token without copying it.
+impl AsRef<[u8]> for Token {
+    fn as_ref(&self) -> &[u8] {
+        self.authorization()
+    }
+}
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A token lets anyone push for an hour: not in logs.
+        f.debug_struct("Token").field("iat", &self.iat).finish_non_exhaustive()
+    }
+}
+
+/// What makes the tokens.
+enum Signer {
+    /// Signs with the key; `header` is the base64url JWS header.
+    Key { key: AuthKey, header: String, key_id: String, team_id: String },
+    /// A token made elsewhere, never renewed.
+    Fixed,
+}
+
+/// The run's provider token: one per key, shared by every connection.
+///
+/// Share it in an `Arc`. [`current`](Self::current) is a read lock and a
+/// reference count; the token is signed again only when its 30-minute slot
+/// has passed, by one thread while the others go on sending the old one
+/// (still good for half an hour).
+/// When APNs answers 403 `ExpiredProviderToken`, every connection that saw it
+/// calls [`renew_after_expired`](Self::renew_after_expired) with the token it
+/// sent, and only the first renews.
+pub struct ProviderToken {
+    signer: Signer,
+    current: RwLock<Token>,
+    /// One signer at a time; readers never wait for it.
+    signing: Mutex<()>,
+}
+
+impl fmt::Debug for ProviderToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("ProviderToken");
+        match &self.signer {
+            Signer::Key { key_id, team_id, .. } => d.field("key_id", key_id).field("team_id", team_id),
+            Signer::Fixed => d.field("fixed", &true),
+        };
+        d.field("iat", &self.read().iat).finish_non_exhaustive()
+    }
+}
+
+/// Seconds since the UNIX epoch by this machine's clock (0 before it).
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The start of the slot `now` is in.
+fn slot(now: u64) -> u64 {
+    now - now % TOKEN_SLOT_SECS
+}
+
+/// Apple's ids: 10 characters, A-Z and 0-9.
+fn is_apple_id(id: &str) -> bool {
+    id.len() == 10 && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+}
+
+impl ProviderToken {
+    /// Signs tokens with `key` for the key id (`kid`, 10 characters, as in
+    /// the file name `AuthKey_<key id>.p8`) and the team id (`iss`).
+    ///
+    /// # Errors
+    /// [`TokenError::KeyId`] or [`TokenError::TeamId`] when an id is not
+    /// 10 characters of A-Z and 0-9.
+    pub fn new(key: AuthKey, key_id: &str, team_id: &str) -> Result<ProviderToken, TokenError> {
+        Self::new_at(key, key_id, team_id, unix_now())
+    }
+
+    pub(crate) fn new_at(key: AuthKey, key_id: &str, team_id: &str, now: u64) -> Result<ProviderToken, TokenError> {
+        if !is_apple_id(key_id) {
+            return Err(TokenError::KeyId(key_id.to_owned()));
+        }
+        if !is_apple_id(team_id) {
+            return Err(TokenError::TeamId(team_id.to_owned()));
+        }
+        // The ids are plain A-Z0-9, so the JSON needs no escaping.
+        let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"ES256","kid":"{key_id}"}}"#));
+        let signer = Signer::Key { key, header, key_id: key_id.to_owned(), team_id: team_id.to_owned() };
+        let first = sign(&signer, slot(now)).expect("a key signer signs");
+        Ok(ProviderToken { signer, current: RwLock::new(first), signing: Mutex::new(()) })
+    }
+
+    /// A token signed elsewhere (the JWT, with or without `bearer `), used
+    /// as it is and never renewed.
+    ///
+    /// # Errors
+    /// [`TokenError::Malformed`] when it is not an ES256 JWT with `kid`,
+    /// `iss` and `iat`; [`TokenError::Expired`] when it is over an hour old.
+    pub fn fixed(jwt: String) -> Result<ProviderToken, TokenError> {
+        Self::fixed_at(jwt, unix_now())
+    }
+
+    pub(crate) fn fixed_at(jwt: String, now: u64) -> Result<ProviderToken, TokenError> {
+        let jwt = jwt.trim();
+        let jwt = match jwt.get(..BEARER.len()) {
+            Some(scheme) if scheme.eq_ignore_ascii_case(BEARER) => jwt[BEARER.len()..].trim_start(),
+            _ => jwt,
+        };
+        let iat = check_jwt(jwt)?;
+        let age_secs = now.saturating_sub(iat);
+        if age_secs >= TOKEN_MAX_AGE_SECS {
+            return Err(TokenError::Expired { age_secs });
+        }
+        let token = Token { value: format!("{BEARER}{jwt}").into(), iat };
+        Ok(ProviderToken { signer: Signer::Fixed, current: RwLock::new(token), signing: Mutex::new(()) })
+    }
+
+    /// The token to send now; signs a new one first when its slot has passed.
+    pub fn current(&self) -> Token {
+        self.current_at(unix_now())
+    }
+
+    pub(crate) fn current_at(&self, now: u64) -> Token {
+        let token = self.read();
+        if !self.due(&token, now) {
+            return token;
+        }
+        // While another thread signs, the old token serves: it is good for
+        // another half hour, and readers never wait.
+        let _one_signer = match self.signing.try_lock() {
+            Ok(guard) => guard,
+            Err(TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(TryLockError::WouldBlock) => return token,
+        };
+        // Another thread may have renewed it since the read.
+        let token = self.read();
+        if !self.due(&token, now) {
+            return token;
+        }
+        self.replace(slot(now))
+    }
+
+    /// After APNs answered 403 `ExpiredProviderToken` to a request that
+    /// carried `seen`: renews the token unless another connection already
+    /// has, and returns the token to retry with.
+    ///
+    /// # Errors
+    /// [`RenewError::ClockWrong`] when the token is younger than 20 minutes
+    /// by this machine's clock (a new one would be refused the same way, and
+    /// signing more often earns 429 `TooManyProviderTokenUpdates`);
+    /// [`RenewError::Fixed`] for a [ready-made](Self::fixed) token.
+    pub fn renew_after_expired(&self, seen: &Token) -> Result<Token, RenewError> {
+        self.renew_after_expired_at(seen, unix_now())
+    }
+
+    pub(crate) fn renew_after_expired_at(&self, seen: &Token, now: u64) -> Result<Token, RenewError> {
+        let one_signer = self.signing.lock().unwrap_or_else(PoisonError::into_inner);
+        let token = self.read();
+        if token != *seen {
+            // Renewed since `seen` was sent, by a slot or another connection.
+            drop(one_signer);
+            return Ok(self.current_at(now));
+        }
+        if matches!(self.signer, Signer::Fixed) {
+            return Err(RenewError::Fixed);
+        }
+        let age_secs = now.saturating_sub(token.iat);
+        if age_secs < TOKEN_MIN_AGE_SECS {
+            return Err(RenewError::ClockWrong { age_secs });
+        }
+        // Within its slot the slot's start would sign the same token again:
+        // issue it now instead. It is then renewed at the first slot start
+        // 20 minutes on (`due`).
+        let iat = if slot(now) > token.iat { slot(now) } else { now };
+        Ok(self.replace(iat))
+    }
+
+    fn read(&self) -> Token {
+        self.current.read().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// Whether `token` should be signed again at `now`: a new slot has begun
+    /// and Apple's 20 minutes have passed (they always have, unless the token
+    /// was renewed mid-slot after `ExpiredProviderToken`).
+    fn due(&self, token: &Token, now: u64) -> bool {
+        matches!(self.signer, Signer::Key { .. })
+            && slot(now) > token.iat
+            && now.saturating_sub(token.iat) >= TOKEN_MIN_AGE_SECS
+    }
+
+    /// Signs a token issued at `iat` and makes it the current one. The caller
+    /// holds `signing`.
+    fn replace(&self, iat: u64) -> Token {
+        let token = sign(&self.signer, iat).expect("only a key signer is due");
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = token.clone();
+        token
+    }
+}
+
+/// The token issued at `iat`: `bearer header.claims.signature`, the signature
+/// being ECDSA P-256 SHA-256 as the 64 bytes R || S (RFC 7518 §3.4), not DER.
+fn sign(signer: &Signer, iat: u64) -> Option<Token> {
+    let Signer::Key { key, header, team_id, .. } = signer else { return None };
+    let claims = format!(r#"{{"iss":"{team_id}","iat":{iat}}}"#);
+    // "bearer " + header + "." + claims + "." + 86 signature characters.
+    let mut value = String::with_capacity(BEARER.len() + header.len() + 1 + claims.len().div_ceil(3) * 4 + 1 + 86);
+    value.push_str(BEARER);
+    value.push_str(header);
+    value.push('.');
+    URL_SAFE_NO_PAD.encode_string(claims, &mut value);
+    let signature: Signature = key.signing.sign(&value.as_bytes()[BEARER.len()..]);
+    value.push('.');
+    URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut value);
+    Some(Token { value: value.into(), iat })
+}
+
+/// Checks a ready-made JWT's shape and returns its `iat`.
+fn check_jwt(jwt: &str) -> Result<u64, TokenError> {
+    let mut parts = jwt.split('.');
+    let (Some(header), Some(claims), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenError::Malformed("not three parts separated by dots"));
+    };
+    let json =
+        |part: &str| -> Option<serde_json::Value> { serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).ok()?).ok() };
+    let header = json(header).ok_or(TokenError::Malformed("the header is not base64url JSON"))?;
+    if header["alg"] != "ES256" {
+        return Err(TokenError::Malformed("the header's alg is not ES256"));
+    }
+    if !header["kid"].is_string() {
+        return Err(TokenError::Malformed("the header has no kid"));
+    }
+    let claims = json(claims).ok_or(TokenError::Malformed("the claims are not base64url JSON"))?;
+    if !claims["iss"].is_string() {
+        return Err(TokenError::Malformed("the claims have no iss"));
+    }
+    let iat = claims["iat"].as_u64().ok_or(TokenError::Malformed("the claims have no iat in UNIX seconds"))?;
+    if URL_SAFE_NO_PAD.decode(signature).map(|s| s.len()) != Ok(64) {
+        return Err(TokenError::Malformed("the signature is not 64 bytes of base64url"));
+    }
+    Ok(iat)
+}
+
+#[cfg(test)]
+#[path = "jwt_test.rs"]
+mod jwt_test;

@@ -1,0 +1,3 @@
+//! Apple's HTTP/2 provider API.
+
+pub mod jwt;
