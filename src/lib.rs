@@ -41,7 +41,7 @@
 //! | [`tls`] | loading the provider certificate, building the TLS client |
 //! | [`error`] | why a run could not start, and why a gateway could not be used |
 //! | [`binary`] | the binary provider protocol: [`frame`], [`shard`], [`binary::session`], [`conn`], [`feedback`], [`feedback_client`] |
-//! | [`http2`] | Apple's HTTP/2 provider API: [`http2::jwt`] (token authentication) |
+//! | [`http2`] | Apple's HTTP/2 provider API: [`http2::key`] (the `.p8` key), [`http2::jwt`] (the shared provider token) |
 //!
 //! # Example
 //!

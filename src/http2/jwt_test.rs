@@ -1,4 +1,3 @@
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -7,6 +6,9 @@ use p256::ecdsa::signature::Verifier as _;
 use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
 use p256::pkcs8::{EncodePrivateKey as _, LineEnding};
 use tempfile::TempDir;
+
+use std::fs;
+use std::path::{Path, PathBuf};
 
 use super::*;
 

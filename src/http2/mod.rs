@@ -1,3 +1,4 @@
 //! Apple's HTTP/2 provider API.
 
 pub mod jwt;
+pub mod key;
