@@ -21,8 +21,8 @@ pub struct ShardReport {
     pub shard: usize,
     /// Notifications the gateway confirmed accepted.
     pub accepted: u64,
-    /// Rejections by status code.
-    pub rejected: BTreeMap<u8, u64>,
+    /// Rejections by binary status code (in decimal) or by HTTP/2 reason.
+    pub rejected: BTreeMap<String, u64>,
     /// Written but never confirmed.
     pub unconfirmed: u64,
     /// Never written.
@@ -67,9 +67,20 @@ impl ShardReport {
         self.rejected.values().sum()
     }
 
-    /// Counts one rejection.
+    /// Counts one rejection by the binary gateway, keyed by its status code.
     pub fn reject(&mut self, status: Status) {
-        *self.rejected.entry(status.code()).or_default() += 1;
+        self.reject_as(&status.code().to_string());
+    }
+
+    /// Counts one rejection under `key`: a binary status code in decimal, or
+    /// the reason an HTTP/2 gateway gave (`BadDeviceToken`).
+    pub fn reject_as(&mut self, key: &str) {
+        match self.rejected.get_mut(key) {
+            Some(n) => *n += 1,
+            None => {
+                self.rejected.insert(key.to_owned(), 1);
+            }
+        }
     }
 
     /// The counters a run sums over its shards (the reader's are zero).
@@ -99,8 +110,8 @@ pub struct Counts {
     pub tokens_read: u64,
     /// Accepted by the gateway.
     pub accepted: u64,
-    /// Rejected, by status code.
-    pub rejected: BTreeMap<u8, u64>,
+    /// Rejected, by binary status code (in decimal) or by HTTP/2 reason.
+    pub rejected: BTreeMap<String, u64>,
     /// Written, never confirmed.
     pub unconfirmed: u64,
     /// Never written.
@@ -138,7 +149,7 @@ impl Counts {
         self.tokens_read += tokens_read;
         self.accepted += accepted;
         for (code, n) in rejected {
-            *self.rejected.entry(*code).or_default() += n;
+            *self.rejected.entry(code.clone()).or_default() += n;
         }
         self.unconfirmed += unconfirmed;
         self.unsent += unsent;
@@ -173,8 +184,8 @@ pub struct Report {
     pub tokens_read: u64,
     /// Accepted by the gateway.
     pub accepted: u64,
-    /// Rejected, by status code.
-    pub rejected: BTreeMap<u8, u64>,
+    /// Rejected, by binary status code (in decimal) or by HTTP/2 reason.
+    pub rejected: BTreeMap<String, u64>,
     /// Written, never confirmed.
     pub unconfirmed: u64,
     /// Never written.

@@ -6,7 +6,7 @@ fn distinct(base: u64) -> Counts {
     Counts {
         tokens_read: base + 1,
         accepted: base + 2,
-        rejected: BTreeMap::from([(8, base + 3), (base as u8 + 4, base + 5)]),
+        rejected: BTreeMap::from([("8".into(), base + 3), ((base + 4).to_string(), base + 5)]),
         unconfirmed: base + 6,
         unsent: base + 7,
         skipped: base + 8,
@@ -26,7 +26,7 @@ fn add_sums_every_counter() {
     let expected = Counts {
         tokens_read: 1102,
         accepted: 1104,
-        rejected: BTreeMap::from([(8, 1106), (104, 105), (1004u64 as u8, 1005)]),
+        rejected: BTreeMap::from([("8".into(), 1106), ("104".into(), 105), ("1004".into(), 1005)]),
         unconfirmed: 1112,
         unsent: 1114,
         skipped: 1116,
@@ -50,7 +50,7 @@ fn shard(i: usize, base: u64) -> ShardReport {
     ShardReport {
         shard: i,
         accepted: base + 1,
-        rejected: BTreeMap::from([(8, base + 2)]),
+        rejected: BTreeMap::from([("8".into(), base + 2)]),
         unconfirmed: base + 3,
         unsent: base + 4,
         possibly_duplicated: base + 5,

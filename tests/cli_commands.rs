@@ -172,7 +172,7 @@ fn demo_agrees_with_the_mock() {
     assert_eq!(rep.unaccounted(), 0);
     let clean = rep.accepted == 20000;
     assert_eq!(r.code, if clean { 0 } else { 1 });
-    assert!(rep.rejected.get(&8).copied().unwrap_or(0) > 0, "the default bad rate rejects some");
+    assert!(rep.rejected.get("8").copied().unwrap_or(0) > 0, "the default bad rate rejects some");
 }
 
 #[test]

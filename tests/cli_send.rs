@@ -57,7 +57,7 @@ fn invalid_tokens_are_listed_for_pruning() {
         run(&send_args(&gw, &list, &["--report", &report, "--failed", &failed, "--invalid-tokens", &invalid]), None);
     assert_eq!(r.code, 1, "{r:?}");
     let rep = read_report(&report);
-    assert_eq!(rep.rejected.get(&8).copied(), Some(bad.len() as u64));
+    assert_eq!(rep.rejected.get("8").copied(), Some(bad.len() as u64));
     assert_eq!(rep.accepted, 4000 - bad.len() as u64);
     assert_eq!(rep.unaccounted(), 0);
     let listed: BTreeSet<String> = std::fs::read_to_string(&invalid).unwrap().lines().map(str::to_owned).collect();

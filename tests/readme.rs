@@ -118,7 +118,7 @@ fn readme_session_runs() {
     assert_eq!(report.unaccounted(), 0);
     assert!(report.rejected_total() > 0 && report.skipped > 0, "{report:?}");
     let invalid = std::fs::read_to_string(dir.path().join("invalid.txt")).unwrap();
-    assert_eq!(invalid.lines().count() as u64, report.rejected.get(&8).copied().unwrap_or(0));
+    assert_eq!(invalid.lines().count() as u64, report.rejected.get("8").copied().unwrap_or(0));
     assert_eq!(std::fs::read_to_string(dir.path().join("feedback.tsv")).unwrap().lines().count(), 3);
     if have("sqlite3") {
         let left = Command::new("sqlite3")

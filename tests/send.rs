@@ -29,7 +29,7 @@ fn clean_list_with_invalid_tokens(shards: usize) {
     let wasted: u64 = report.per_shard.iter().map(|s| s.connect_ahead_wasted).sum();
     assert!(stats.connections <= 1 + used + wasted, "{} connections for {used} used", stats.connections);
     assert_eq!(stats.accepted, report.accepted);
-    assert_eq!(stats.rejected_with(8), report.rejected[&8]);
+    assert_eq!(stats.rejected_with(8), report.rejected["8"]);
 }
 
 #[test]

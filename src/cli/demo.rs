@@ -125,7 +125,7 @@ fn agreement(report: &Report, stats: &Stats) -> Result<(), String> {
     if report.accepted != distinct_accepted(stats) {
         why.push(format!("accepted {} by the report, {} by the mock", report.accepted, distinct_accepted(stats)));
     }
-    let (ours, theirs) = (report.rejected.get(&8).copied().unwrap_or(0), stats.rejected_with(8));
+    let (ours, theirs) = (report.rejected.get("8").copied().unwrap_or(0), stats.rejected_with(8));
     if ours != theirs {
         why.push(format!("invalid tokens {ours} by the report, {theirs} by the mock"));
     }
@@ -154,7 +154,7 @@ fn side_by_side(report: &Report, stats: &Stats) -> String {
     let connections: u64 = report.per_shard.iter().map(|s| s.connections + s.connect_ahead_wasted).sum::<u64>() + 1;
     let rows = [
         ("accepted", report.accepted, distinct_accepted(stats)),
-        ("rejected: invalid token (8)", report.rejected.get(&8).copied().unwrap_or(0), stats.rejected_with(8)),
+        ("rejected: invalid token (8)", report.rejected.get("8").copied().unwrap_or(0), stats.rejected_with(8)),
         ("duplicates (declared / seen)", report.possibly_duplicated, stats.duplicates),
         // A spare dropped mid-handshake at the end counts there as a failed handshake.
         ("connections (with the check)", connections, stats.connections + stats.handshakes_failed),

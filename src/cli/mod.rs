@@ -376,7 +376,7 @@ mod tests {
         r.skipped = 1;
         assert_eq!(exit_for(&r), Exit::Incomplete);
         r.skipped = 0;
-        r.rejected.insert(8, 1);
+        r.rejected.insert("8".into(), 1);
         assert_eq!(exit_for(&r), Exit::Incomplete);
     }
 

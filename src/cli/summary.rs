@@ -24,9 +24,13 @@ pub fn render(report: &Report, written: &Written) -> String {
     row(&mut s, "tokens read", report.tokens_read.to_string(), "");
     row(&mut s, "accepted", report.accepted.to_string(), "");
     row(&mut s, "rejected", report.rejected_total().to_string(), "");
-    for (code, n) in &report.rejected {
-        let status = Status::from_code(*code);
-        row(&mut s, &format!("  {} ({code})", status.reason()), n.to_string(), "");
+    for (key, n) in &report.rejected {
+        // A binary status code names its reason; an HTTP/2 key is the reason.
+        let label = match key.parse::<u8>() {
+            Ok(code) => format!("  {} ({code})", Status::from_code(code).reason()),
+            Err(_) => format!("  {key}"),
+        };
+        row(&mut s, &label, n.to_string(), "");
     }
     row(
         &mut s,

@@ -136,7 +136,7 @@ pub fn assert_each_token_accounted(report: &Report, failures: &[Failure], gw: &H
         report.possibly_duplicated
     );
     assert_eq!(
-        report.rejected.get(&8).copied().unwrap_or(0),
+        report.rejected.get("8").copied().unwrap_or(0),
         bad - bad_unconfirmed,
         "rejections: {:?}",
         report.rejected

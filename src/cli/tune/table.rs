@@ -69,8 +69,8 @@ impl Row {
 /// Failures a setting can cause (see `rule` in `tune.rs`): unconfirmed and
 /// unsent tokens, rejections other than invalid token, failed connection attempts.
 pub(super) fn errors(r: &Report) -> u64 {
-    let invalid = Status::InvalidToken.code();
-    let other_rejections: u64 = r.rejected.iter().filter(|&(&code, _)| code != invalid).map(|(_, n)| n).sum();
+    let invalid = Status::InvalidToken.code().to_string();
+    let other_rejections: u64 = r.rejected.iter().filter(|&(key, _)| *key != invalid).map(|(_, n)| n).sum();
     let failed_connects: u64 = r.per_shard.iter().map(|s| s.failed_connects).sum();
     r.unconfirmed + r.unsent + other_rejections + failed_connects + r.unaccounted().unsigned_abs()
 }
@@ -274,7 +274,7 @@ mod tests {
     #[test]
     fn reconnects_forced_by_rejections_do_not_count() {
         let forced = |mut r: Row, rejected: u64| {
-            r.report.rejected.insert(8, rejected);
+            r.report.rejected.insert("8".into(), rejected);
             r
         };
         // A smaller sample meets fewer invalid tokens, hence fewer reconnects.
