@@ -22,7 +22,7 @@
 //!
 //!  a binary shard thread:  binary::conn (I/O: mio + native-tls)
 //!                            ├─ binary::shard::ShardState  what to write, what an answer means
-//!                            └─ binary::session::Session   when to connect, pause, give up
+//!                            └─ session::Session           when to connect, pause, give up
 //! ```
 //!
 //! The shared core sits at the top; what is specific to one transport sits
@@ -35,12 +35,13 @@
 //! | [`input`] | the streaming token-list reader (hex lines, NDJSON, dedup, partitions) |
 //! | [`run`] | a whole run: config, splitter, shard threads, collector ([`run::Blaster`]) |
 //! | `handoff` | the splitter's hand-off to a shard (channel, doorbell, cancel) and the shard's events back |
+//! | [`session`] | the sans-I/O connection policy: reconnect, back-off, give up, connect ahead, idle confirmation |
 //! | `backoff` | exponential back-off with jitter |
 //! | [`report`] | what happened to every token: states, typed reasons, counts |
 //! | [`journal`] | settled lines, for resuming a killed run |
 //! | [`tls`] | loading the provider certificate, building the TLS client |
 //! | [`error`] | why a run could not start, and why a gateway could not be used |
-//! | [`binary`] | the binary provider protocol: [`frame`], [`shard`], [`binary::session`], [`conn`], [`feedback`], [`feedback_client`] |
+//! | [`binary`] | the binary provider protocol: [`frame`], [`shard`], [`conn`], [`feedback`], [`feedback_client`] |
 //! | [`http2`] | Apple's HTTP/2 provider API: [`http2::key`] (the `.p8` key), [`http2::jwt`] (the shared provider token) |
 //!
 //! # Example
@@ -74,14 +75,15 @@ pub mod journal;
 pub mod payload;
 pub mod report;
 pub mod run;
+pub mod session;
 pub mod tls;
 pub mod token;
 
 // The binary protocol's modules, at the paths they had before HTTP/2 came.
 pub use binary::{conn, feedback, feedback_client, frame, shard};
 
-pub use binary::session::ConnectAhead;
 pub use error::{Error, GatewayError};
 pub use report::{Failure, Report, State};
 pub use run::{Blaster, Observer, Progress, SendConfig, Style};
+pub use session::ConnectAhead;
 pub use token::DeviceToken;

@@ -28,13 +28,13 @@ use mio::Poll;
 
 use crate::binary::conn::{self, Link};
 use crate::binary::frame::Command;
-use crate::binary::session::Policy;
 use crate::binary::shard::{FrameSpec, Item, Limits, ShardState};
 use crate::error::Error;
 use crate::handoff::{Doorbell, Event, Inbox};
 use crate::input::Record;
 use crate::journal::LineSet;
 use crate::report::{Failure, Reason, Report, State};
+use crate::session::Policy;
 use crate::tls::server_name;
 
 use collect::collect;

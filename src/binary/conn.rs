@@ -36,15 +36,16 @@ use mio::{Poll, Token, Waker};
 use native_tls::TlsConnector;
 
 use crate::backoff::{Backoff, sleep_unless_cancelled};
-use crate::binary::session::{Next, Policy, Session};
+use crate::binary::shard::ConnEnd;
 use crate::binary::shard::{Item, ShardState};
 use crate::error::GatewayError;
 use crate::handoff::{Doorbell, Event, Inbox, Intake, Wake};
 use crate::report::{Failure, Reason};
+use crate::session::{Fruitless, Next, Policy, Session};
 use connect::{Conn, connect};
 use spare::Spare;
 
-pub use crate::binary::session::{ConnectAhead, LONG_ROUND_TRIP};
+pub use crate::session::{ConnectAhead, LONG_ROUND_TRIP};
 pub(crate) use probe::probe;
 
 const SOCKET: Token = Token(0);
@@ -147,7 +148,12 @@ pub(crate) fn run_shard(
                 drive::close(conn, &mut poll, end);
                 log::debug!("shard {shard}: connection ended {end:?}, queued {}", state.queued());
                 let wrote = state.report().frames_written - written;
-                session.on_connection_end(end, state.answered() > answered, wrote)
+                session.on_connection_end(match end {
+                    _ if state.answered() > answered => Ok(()),
+                    ConnEnd::Answered(resp) => Err(Fruitless::Answered(resp.to_string())),
+                    _ if wrote == 0 => Err(Fruitless::ClosedAtOnce),
+                    _ => Err(Fruitless::Closed),
+                })
             }
             Err(e) => {
                 state.report_mut().failed_connects += 1;

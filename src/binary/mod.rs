@@ -4,7 +4,6 @@
 //! |---|---|
 //! | [`frame`] | the wire format: command 0/1/2 encoders, the error response decoder |
 //! | [`shard`] | the sans-I/O state of one connection: windows, rewinds, recovery |
-//! | [`session`] | the sans-I/O connection policy: reconnect, back-off, give up, connect ahead, idle confirmation |
 //! | [`conn`] | the I/O driver of one shard: mio + native-tls; connect, spare, gateway check |
 //! | [`feedback`], [`feedback_client`] | the feedback service: decoding and fetching |
 
@@ -12,5 +11,4 @@ pub mod conn;
 pub mod feedback;
 pub mod feedback_client;
 pub mod frame;
-pub mod session;
 pub mod shard;

@@ -11,9 +11,9 @@ use mio::{Events, Poll};
 use super::connect::{Conn, interrupted, would_block};
 use super::spare::{SPARE, Spare};
 use super::{Event, Link, TICK};
-use crate::binary::session::{Alarm, Clocks};
 use crate::binary::shard::{ConnEnd, Item, ShardState};
 use crate::handoff::Inbox;
+use crate::session::{Alarm, Clocks};
 
 /// Writes and reads on one connection until it ends, and sets up the
 /// `spare` beside it.

@@ -12,8 +12,8 @@ use super::connect::{Conn, connect, interrupted, would_block};
 use super::{Link, SOCKET};
 use crate::backoff::{Backoff, sleep_unless_cancelled};
 use crate::binary::frame::{Command, ErrorResponse};
-use crate::binary::session::{Next, Session, Trouble};
 use crate::error::GatewayError;
+use crate::session::{Next, Session, Trouble};
 
 /// Checks that the gateway is reachable and accepts the certificate,
 /// retrying as a shard would.

@@ -5,7 +5,7 @@
 //! more in which the shard writes nothing. So a shard can set up its next
 //! connection beside the current one, driven by the same poller, and go on
 //! writing on it the moment the current one ends. When it does so is the
-//! session's rule ([`ConnectAhead`](crate::binary::session::ConnectAhead)).
+//! session's rule ([`ConnectAhead`](crate::session::ConnectAhead)).
 //!
 //! A spare goes to the address the current connection reached, so it needs
 //! no name lookup and reaches a gateway known to answer there.

@@ -4,7 +4,6 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::binary::frame::Status;
 
 const MS: Duration = Duration::from_millis(1);
 
@@ -59,8 +58,8 @@ fn a_connection_that_settled_something_connects_again_at_once_with_the_shortest_
         pause(&s.on_connect_failed(refused()));
         s.on_connected(MS);
     }
-    assert!(matches!(s.on_connection_end(ConnEnd::Confirmed, true, 10), Next::Connect));
-    assert!(pause(&s.on_connection_end(ConnEnd::Silent, false, 10)) <= 100 * MS, "the back-off was reset");
+    assert!(matches!(s.on_connection_end(Ok(())), Next::Connect));
+    assert!(pause(&s.on_connection_end(Err(Fruitless::Closed))) <= 100 * MS, "the back-off was reset");
 }
 
 #[test]
@@ -68,10 +67,10 @@ fn fruitless_connections_give_up_after_four_per_failure_allowed_and_say_how_they
     let mut s = Session::new(policy(2), 1);
     for _ in 0..7 {
         s.on_connected(MS);
-        pause(&s.on_connection_end(ConnEnd::Silent, false, 5));
+        pause(&s.on_connection_end(Err(Fruitless::Closed)));
     }
     s.on_connected(MS);
-    match s.on_connection_end(ConnEnd::Silent, false, 5) {
+    match s.on_connection_end(Err(Fruitless::Closed)) {
         Next::GiveUp(trouble) => assert_eq!(
             trouble.to_string(),
             "the gateway closed 8 connections in a row without accepting or rejecting anything"
@@ -83,7 +82,7 @@ fn fruitless_connections_give_up_after_four_per_failure_allowed_and_say_how_they
 #[test]
 fn closes_right_after_the_handshake_point_at_the_certificate() {
     let mut s = Session::new(policy(1), 1);
-    let Next::Retry { trouble, .. } = s.on_connection_end(ConnEnd::Silent, false, 0) else { panic!() };
+    let Next::Retry { trouble, .. } = s.on_connection_end(Err(Fruitless::ClosedAtOnce)) else { panic!() };
     let text = trouble.to_string();
     assert!(text.starts_with("the gateway closed 1 connections in a row right after the TLS handshake"), "{text}");
     assert!(text.contains(ENVIRONMENT_HINT), "{text}");
@@ -92,11 +91,11 @@ fn closes_right_after_the_handshake_point_at_the_certificate() {
 #[test]
 fn an_answer_that_settled_nothing_is_named_in_the_give_up() {
     let mut s = Session::new(policy(1), 1);
-    let resp = ErrorResponse { status: Status::Shutdown, id: 0 };
+    let resp = "shutdown (10) after notification 0";
     for _ in 0..3 {
-        pause(&s.on_connection_end(ConnEnd::Answered(resp), false, 3));
+        pause(&s.on_connection_end(Err(Fruitless::Answered(resp.into()))));
     }
-    let Next::GiveUp(trouble) = s.on_connection_end(ConnEnd::Answered(resp), false, 3) else { panic!() };
+    let Next::GiveUp(trouble) = s.on_connection_end(Err(Fruitless::Answered(resp.into()))) else { panic!() };
     assert_eq!(
         trouble.to_string(),
         format!("4 connections in a row ended before the gateway accepted anything; last: {resp}")
@@ -107,9 +106,9 @@ fn an_answer_that_settled_nothing_is_named_in_the_give_up() {
 fn no_connecting_ahead_while_connections_end_fruitless() {
     let mut s = Session::new(Policy { connect_ahead: ConnectAhead::Always, ..policy(3) }, 1);
     assert!(s.on_connected(MS));
-    pause(&s.on_connection_end(ConnEnd::Silent, false, 1));
+    pause(&s.on_connection_end(Err(Fruitless::Closed)));
     assert!(!s.on_connected(MS), "a spare would double the fruitless connections");
-    assert!(matches!(s.on_connection_end(ConnEnd::Confirmed, true, 1), Next::Connect));
+    assert!(matches!(s.on_connection_end(Ok(())), Next::Connect));
     assert!(s.on_connected(MS));
 }
 

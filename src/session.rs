@@ -1,15 +1,13 @@
-//! The sans-I/O policy of one shard across its connections: when to connect
-//! again, how long to pause first, when to give up and why, when to set up
-//! the next connection ahead of need, and the clocks of one connection (idle
-//! confirmation, a silent gateway). The driver (`conn`) reports what
-//! happened and does what this says; [`ShardState`](super::shard::ShardState)
-//! decides what to write.
+//! The sans-I/O policy of one shard across its connections, for either
+//! transport: when to connect again, how long to pause first, when to give
+//! up and why, when to set up the next connection ahead of need, and the
+//! clocks of one connection (idle confirmation, a silent gateway). A driver
+//! reports what happened and does what this says; its transport's state
+//! decides what to send.
 
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use super::frame::ErrorResponse;
-use super::shard::ConnEnd;
 use crate::backoff::Backoff;
 use crate::error::{ENVIRONMENT_HINT, GatewayError};
 
@@ -100,10 +98,10 @@ pub(crate) enum Trouble {
 }
 
 /// How a connection that settled nothing ended.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum Fruitless {
-    /// The gateway answered, but named nothing it had accepted or rejected.
-    Answered(ErrorResponse),
+    /// The gateway answered (in these words), but accepted or rejected nothing.
+    Answered(String),
     /// The gateway closed it before anything was written: right after the
     /// TLS handshake.
     ClosedAtOnce,
@@ -181,20 +179,18 @@ impl Session {
         self.fruitless == 0 && self.policy.connect_ahead.wanted(estimate)
     }
 
-    /// A connection ended as `end`, with `settled` true when the gateway
-    /// accepted or rejected anything on it, after `wrote` notifications.
-    pub(crate) fn on_connection_end(&mut self, end: ConnEnd, settled: bool, wrote: u64) -> Next {
-        if settled {
-            self.fruitless = 0;
-            self.backoff.reset();
-            return Next::Connect;
-        }
-        self.fruitless += 1;
-        let last = match end {
-            ConnEnd::Answered(resp) => Fruitless::Answered(resp),
-            _ if wrote == 0 => Fruitless::ClosedAtOnce,
-            _ => Fruitless::Closed,
+    /// A connection ended: `Ok` when the gateway accepted or rejected
+    /// anything on it, else how it ended.
+    pub(crate) fn on_connection_end(&mut self, outcome: Result<(), Fruitless>) -> Next {
+        let last = match outcome {
+            Ok(()) => {
+                self.fruitless = 0;
+                self.backoff.reset();
+                return Next::Connect;
+            }
+            Err(last) => last,
         };
+        self.fruitless += 1;
         let trouble = Trouble::Fruitless { count: self.fruitless, last };
         if self.fruitless >= self.policy.max_failures.saturating_mul(FRUITLESS_PER_FAILURE) {
             Next::GiveUp(trouble)
