@@ -79,6 +79,24 @@ pub enum GatewayError {
     /// The server answered with something that is not the protocol.
     #[error("does not speak the APNs binary protocol: {0}")]
     NotApns(String),
+    /// The server took the TLS handshake but did not agree to speak HTTP/2
+    /// (no ALPN `h2`): it is not Apple's provider API.
+    #[error("does not speak HTTP/2 (the TLS handshake did not agree on ALPN h2)")]
+    NoHttp2,
+    /// The HTTP/2 gateway refused the credentials: 403 with Apple's reason.
+    #[error("refused the credentials: 403 {reason}{}", hint_403(reason))]
+    Forbidden {
+        /// Apple's reason (`InvalidProviderToken`, `BadCertificateEnvironment`, ...).
+        reason: String,
+    },
+    /// The HTTP/2 gateway answered the test request unexpectedly.
+    #[error("answered the test request with {status} {reason}")]
+    Unexpected {
+        /// The HTTP status.
+        status: u16,
+        /// Apple's reason, if any.
+        reason: String,
+    },
     /// The service's data ended in a way its protocol does not allow.
     #[error("{0}")]
     Protocol(String),
@@ -92,6 +110,17 @@ pub enum GatewayError {
     },
 }
 
+/// What fixes a 403 from Apple's provider API, after its reason.
+fn hint_403(reason: &str) -> &'static str {
+    match reason {
+        "InvalidProviderToken" => " (check --key-id and --team-id against the .p8 key)",
+        "MissingProviderToken" => " (give a certificate, or a .p8 key with --auth-key)",
+        "BadCertificateEnvironment" => " (a sandbox certificate on the production gateway, or the reverse?)",
+        "ExpiredProviderToken" => " (is this machine's clock right?)",
+        _ => "",
+    }
+}
+
 impl GatewayError {
     /// Whether the certificates are the trouble: the server's is not
     /// trusted, or the server refuses ours.
@@ -101,7 +130,7 @@ impl GatewayError {
 
     /// Whether another attempt cannot help.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, GatewayError::Untrusted(_))
+        matches!(self, GatewayError::Untrusted(_) | GatewayError::NoHttp2 | GatewayError::Forbidden { .. })
     }
 
     /// Classifies a failed TLS handshake by OpenSSL's words.

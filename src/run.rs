@@ -16,6 +16,7 @@
 mod collect;
 mod config;
 mod splitter;
+mod transport;
 
 use std::io;
 use std::sync::Arc;
@@ -24,21 +25,17 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{RecvTimeoutError, Sender, bounded};
-use mio::Poll;
 
-use crate::binary::conn::{self, Link};
-use crate::binary::frame::Command;
-use crate::binary::shard::{FrameSpec, Item, Limits, ShardState};
+use crate::binary::shard::Item;
 use crate::error::Error;
 use crate::handoff::{Doorbell, Event, Inbox};
 use crate::input::Record;
 use crate::journal::LineSet;
 use crate::report::{Failure, Reason, Report, State};
-use crate::session::Policy;
-use crate::tls::server_name;
 
 use collect::collect;
 pub use config::{SendConfig, Style};
+use transport::{Transport, Waiter};
 
 /// Batches a shard's channel holds before the splitter waits.
 const CHANNEL_BATCHES: usize = 8;
@@ -83,7 +80,7 @@ impl Observer for () {}
 #[derive(Debug)]
 pub struct Blaster {
     config: SendConfig,
-    link: Link,
+    transport: Transport,
     cancel: Arc<AtomicBool>,
 }
 
@@ -96,32 +93,8 @@ impl Blaster {
         if config.shards == 0 || config.shards > 1024 {
             return Err(Error::Config(format!("shards must be 1 to 1024, not {}", config.shards)));
         }
-        if config.command == Command::Simple {
-            return Err(Error::Config("command 0 gives no error responses and cannot be confirmed; use 1 or 2".into()));
-        }
-        if config.payload.len() > usize::from(u16::MAX) {
-            return Err(Error::Config("the payload is longer than the protocol allows".into()));
-        }
-        if config.window_bytes == 0 || config.batch_bytes == 0 {
-            return Err(Error::Config("window and batch sizes must be positive".into()));
-        }
-        let link = Link {
-            gateway: config.gateway.clone(),
-            domain: server_name(&config.gateway).to_owned(),
-            connector: config.tls.connector()?,
-            nodelay: config.nodelay,
-            send_buffer: config.send_buffer,
-            strict: config.style == Style::Strict,
-            connect_timeout: config.connect_timeout,
-            response_timeout: config.response_timeout,
-            policy: Policy {
-                max_failures: config.max_failures.max(1),
-                backoff_min: config.backoff_min,
-                backoff_max: config.backoff_max,
-                connect_ahead: config.connect_ahead,
-            },
-        };
-        Ok(Blaster { config, link, cancel: Arc::new(AtomicBool::new(false)) })
+        let transport = Transport::new(&config)?;
+        Ok(Blaster { config, transport, cancel: Arc::new(AtomicBool::new(false)) })
     }
 
     /// A flag that stops the run when set: writing stops, what is in flight is
@@ -137,7 +110,8 @@ impl Blaster {
     /// # Errors
     /// [`Error::Gateway`] saying why not.
     pub fn check_gateway(&self) -> Result<(), Error> {
-        conn::probe(&self.link, self.config.command, &self.cancel)
+        self.transport
+            .probe(&self.cancel)
             .map_err(|cause| Error::Gateway { gateway: self.config.gateway.clone(), cause })
     }
 
@@ -162,18 +136,6 @@ impl Blaster {
     {
         let started = Instant::now();
         let n = self.config.shards;
-        let spec = FrameSpec {
-            command: self.config.command,
-            payload: Arc::clone(&self.config.payload),
-            expiry: self.config.expiry,
-            priority: self.config.priority,
-        };
-        let limits = Limits {
-            batch_bytes: if self.config.style == Style::Strict { 1 } else { self.config.batch_bytes },
-            window_bytes: self.config.window_bytes,
-            confirm_every: self.config.confirm_every,
-            careful_frames: self.config.careful_frames,
-        };
         let (event_tx, event_rx) = bounded::<Event>(1024);
         let read = AtomicU64::new(0);
         let ticks = AtomicU64::new(0);
@@ -181,21 +143,19 @@ impl Blaster {
         // The doorbells outlive every shard thread: closing an eventfd drops
         // the wake-up it still holds for the shard's poller, so a splitter
         // that wakes the shards and ends at once must not take them with it.
-        let (polls, bells): (Vec<Poll>, Vec<Doorbell>) =
-            (0..n).map(|_| conn::poller().expect("the OS refused an epoll instance or an eventfd")).unzip();
+        let (waiters, bells): (Vec<Waiter>, Vec<Doorbell>) = (0..n).map(|_| self.transport.waiter()).unzip();
         thread::scope(|scope| {
             let mut senders = Vec::with_capacity(n);
             let mut leftovers = Vec::with_capacity(n);
-            for (((i, alive), poll), bell) in alive.iter().enumerate().zip(polls).zip(&bells) {
+            for (((i, alive), waiter), bell) in alive.iter().enumerate().zip(waiters).zip(&bells) {
                 let (tx, rx) = bounded::<Vec<Item>>(CHANNEL_BATCHES);
                 leftovers.push(rx.clone());
                 senders.push(tx);
-                let state = ShardState::new(i, spec.clone(), limits);
-                let (link, events, cancel) = (&self.link, event_tx.clone(), &*self.cancel);
+                let (transport, events, cancel) = (&self.transport, event_tx.clone(), &*self.cancel);
                 thread::Builder::new()
                     .name(format!("shard-{i}"))
                     .spawn_scoped(scope, move || {
-                        conn::run_shard(state, link, Inbox { batches: rx, bell, cancel }, poll, events, alive)
+                        transport.run_shard(i, waiter, Inbox { batches: rx, bell, cancel }, events, alive)
                     })
                     .expect("the OS refused a thread");
             }

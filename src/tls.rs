@@ -246,6 +246,21 @@ impl TlsConfig {
     /// # Errors
     /// An unreadable or invalid root file, or native-tls refusing the setup.
     pub fn connector(&self) -> Result<TlsConnector, TlsError> {
+        Ok(self.builder()?.build()?)
+    }
+
+    /// Builds the connector for HTTP/2: TLS 1.2 or later, offering ALPN `h2`
+    /// (Apple's provider API requires both).
+    ///
+    /// # Errors
+    /// As [`TlsConfig::connector`].
+    pub fn h2_connector(&self) -> Result<TlsConnector, TlsError> {
+        let mut b = self.builder()?;
+        b.request_alpns(&["h2"]).min_protocol_version(Some(native_tls::Protocol::Tlsv12));
+        Ok(b.build()?)
+    }
+
+    fn builder(&self) -> Result<native_tls::TlsConnectorBuilder, TlsError> {
         let mut b = TlsConnector::builder();
         if let Some(id) = &self.identity {
             b.identity(id.identity.clone());
@@ -264,7 +279,7 @@ impl TlsConfig {
         if self.danger_accept_invalid_certs {
             b.danger_accept_invalid_certs(true);
         }
-        Ok(b.build()?)
+        Ok(b)
     }
 }
 

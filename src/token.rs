@@ -90,6 +90,11 @@ impl DeviceToken {
         }
     }
 
+    /// A token of these 32 bytes.
+    pub const fn from_bytes(bytes: [u8; TOKEN_LEN]) -> DeviceToken {
+        DeviceToken(bytes)
+    }
+
     /// The raw 32 bytes.
     pub fn as_bytes(&self) -> &[u8; TOKEN_LEN] {
         &self.0

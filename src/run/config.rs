@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::binary::conn::ConnectAhead;
 use crate::binary::frame::{Command, Priority};
+use crate::http2::config::Http2Config;
 use crate::journal::LineSet;
 use crate::tls::TlsConfig;
 
@@ -74,6 +75,10 @@ pub struct SendConfig {
     pub preflight: bool,
     /// Lines an earlier run settled (from its journal): not sent again.
     pub skip_lines: Option<Arc<LineSet>>,
+    /// Send over Apple's HTTP/2 provider API with these settings instead of
+    /// the binary protocol (`None`). The binary-only settings (command,
+    /// style, windows, batches, send buffer, connecting ahead) do not apply.
+    pub http2: Option<Http2Config>,
 }
 
 impl SendConfig {
@@ -102,6 +107,7 @@ impl SendConfig {
             backoff_max: Duration::from_secs(5),
             preflight: true,
             skip_lines: None,
+            http2: None,
         }
     }
 }

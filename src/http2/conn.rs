@@ -1,0 +1,335 @@
+//! The I/O driver of one HTTP/2 shard: one thread running a current-thread
+//! tokio runtime, with one h2 connection at a time and as many streams in
+//! flight as the gateway allows (and `--streams` caps).
+//!
+//! What to send and what an answer means is decided by [`H2State`]; when to
+//! connect, pause or give up by the [`Session`](crate::session::Session).
+//! This module moves requests and answers, keeps time, and counts streams
+//! itself: h2 neither holds back a stream above the gateway's limit nor
+//! wakes a sender when the limit rises, so the limit is read again after
+//! every answer and on every tick.
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use futures_util::FutureExt as _;
+use futures_util::stream::{FuturesUnordered, StreamExt as _};
+use h2::client::ResponseFuture;
+use tokio::sync::Notify;
+
+use super::answer::parse_body;
+use super::connect::connect;
+use super::link::{Authorization, H2Link};
+use super::state::{Answer, Followup, H2State, Ticket};
+use crate::backoff::Backoff;
+use crate::binary::shard::Item;
+use crate::handoff::{Event, Inbox, Wake};
+use crate::report::{Failure, Reason};
+use crate::session::{Fruitless, Next, Session};
+
+/// The longest a shard waits without looking at its input, its clocks and
+/// the gateway's stream limit.
+const TICK: Duration = Duration::from_millis(50);
+
+/// Wakes an HTTP/2 shard waiting on its runtime. A wake while it is busy
+/// leaves a permit, so its next wait returns at once.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Doorbell(pub(crate) Arc<Notify>);
+
+impl Wake for Doorbell {
+    fn wake(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Runs one shard to the end: all its input settled, or given up.
+pub(crate) fn run_shard(
+    mut state: H2State,
+    link: &H2Link,
+    inbox: Inbox<'_, Item>,
+    bell: Arc<Notify>,
+    events: Sender<Event>,
+    alive: &AtomicBool,
+) {
+    let started = Instant::now();
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime.block_on(shard(&mut state, link, &inbox, &bell, &events, alive)),
+        Err(e) => {
+            let why = format!("gave up: cannot start an event loop: {e}");
+            state.report_mut().error = Some(why.clone());
+            alive.store(false, Ordering::Relaxed);
+            state.cancel();
+            state.abandon(Reason::ShardStopped(why));
+        }
+    }
+    if state.is_cancelled() && state.report().error.is_none() {
+        // Batches still in the channel are settled by the run once the
+        // splitter has stopped, so none can slip in after a last look here.
+        state.abandon(Reason::Interrupted);
+    }
+    flush_outcomes(&mut state, &events);
+    state.report_mut().elapsed_s = started.elapsed().as_secs_f64();
+    let _ = events.send(Event::Done(state.report().clone()));
+}
+
+async fn shard(
+    state: &mut H2State,
+    link: &H2Link,
+    inbox: &Inbox<'_, Item>,
+    bell: &Notify,
+    events: &Sender<Event>,
+    alive: &AtomicBool,
+) {
+    let shard = state.report().shard;
+    let mut session = Session::new(link.policy, Backoff::seed_for(shard));
+    loop {
+        inbox.pull(state);
+        if !state.has_work() {
+            break;
+        }
+        if state.queued() == 0 && state.in_flight() == 0 {
+            wait_for_input(inbox, state, bell).await;
+            continue;
+        }
+        let connecting = Instant::now();
+        let attempt = connect(link).await;
+        state.report_mut().connect_s += connecting.elapsed().as_secs_f64();
+        let next = match attempt {
+            Ok((sender, connection)) => {
+                let report = state.report_mut();
+                report.connections += 1;
+                if report.connections > 1 {
+                    report.reconnects += 1;
+                }
+                session.on_connected(Duration::ZERO);
+                let answered = state.answered();
+                let task = tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        // A GOAWAY's reason (Apple's JSON) is only in the text.
+                        log::info!("HTTP/2 connection ended: {e}");
+                    }
+                });
+                let end = drive(state, link, inbox, bell, events, sender).await;
+                task.abort();
+                state.on_connection_lost(Instant::now());
+                session.on_connection_end(if state.answered() > answered { Ok(()) } else { Err(end) })
+            }
+            Err(e) => {
+                state.report_mut().failed_connects += 1;
+                session.on_connect_failed(e)
+            }
+        };
+        flush_outcomes(state, events);
+        match next {
+            Next::Connect => {}
+            Next::Retry { after, trouble } => {
+                log::info!("shard {shard}: {trouble}; trying again");
+                if inbox.cancelled() {
+                    state.cancel();
+                } else {
+                    pause(after, inbox).await;
+                }
+            }
+            Next::GiveUp(trouble) => {
+                let why = format!("gave up: {trouble}");
+                log::error!("shard {shard} {why}");
+                state.report_mut().error = Some(why.clone());
+                alive.store(false, Ordering::Relaxed);
+                state.cancel();
+                state.abandon(Reason::ShardStopped(why));
+                break;
+            }
+        }
+        let _ = events.send(Event::Progress(state.report().clone()));
+    }
+}
+
+/// Sends and answers on one connection until it ends; says how, for the
+/// session, when nothing was settled on it.
+async fn drive(
+    state: &mut H2State,
+    link: &H2Link,
+    inbox: &Inbox<'_, Item>,
+    bell: &Notify,
+    events: &Sender<Event>,
+    mut sender: h2::client::SendRequest<bytes::Bytes>,
+) -> Fruitless {
+    let mut answers = FuturesUnordered::new();
+    let mut auth: Option<Authorization> = None;
+    let mut path = String::with_capacity(80);
+    let mut last_answer = Instant::now();
+    let mut last_report = Instant::now();
+    let mut sent = 0u64;
+    // Sending here is over: the gateway is shutting down or the connection broke.
+    let mut closing: Option<String> = None;
+    loop {
+        inbox.pull(state);
+        link.authorization(&mut auth);
+        let limit = sender.current_max_send_streams().min(link.streams);
+        while closing.is_none() && answers.len() < limit {
+            // h2 must have taken the last request's headers before the next.
+            match poll_fn(|cx| sender.poll_ready(cx)).now_or_never() {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    closing = Some(e.to_string());
+                    break;
+                }
+                None => break,
+            }
+            let now = Instant::now();
+            let Some(request) = state.next_request(now) else { break };
+            let ticket = request.ticket;
+            let body = match request.payload {
+                Some(own) => bytes::Bytes::copy_from_slice(own),
+                None => link.payload.clone(),
+            };
+            let head = link.request(request.token, request.apns_id, auth.as_ref(), &mut path);
+            match sender.send_request(head, false) {
+                Ok((response, mut stream)) => {
+                    // A failed send shows on the response.
+                    let _ = stream.send_data(body, true);
+                    answers.push(async move { (ticket, read_answer(response).await) });
+                    sent += 1;
+                }
+                Err(e) => {
+                    state.on_answer(ticket, classify(&e), now);
+                    closing = Some(e.to_string());
+                }
+            }
+        }
+        if answers.is_empty() {
+            if let Some(why) = closing {
+                return if sent == 0 { Fruitless::ClosedAtOnce } else { Fruitless::Answered(why) };
+            }
+            if !state.has_work() {
+                return Fruitless::Closed;
+            }
+            last_answer = Instant::now();
+        }
+        if last_report.elapsed() >= TICK {
+            flush_outcomes(state, events);
+            let _ = events.send(Event::Progress(state.report().clone()));
+            last_report = Instant::now();
+        }
+        if !answers.is_empty() && last_answer.elapsed() >= link.response_timeout {
+            log::warn!(
+                "shard {}: the gateway answered nothing for {:?}; treating the connection as dead",
+                state.report().shard,
+                link.response_timeout
+            );
+            return Fruitless::Closed;
+        }
+        let due = state.next_due().map(|at| at.saturating_duration_since(Instant::now()));
+        let listening = state.wants_input();
+        if listening {
+            inbox.bell.listen();
+            let before = state.queued();
+            inbox.pull(state);
+            if state.queued() != before {
+                inbox.bell.stop_listening();
+                continue;
+            }
+        }
+        tokio::select! {
+            Some((ticket, result)) = answers.next(), if !answers.is_empty() => {
+                last_answer = Instant::now();
+                match state.on_answer(ticket, result, last_answer) {
+                    Followup::None => {}
+                    Followup::RenewToken => renew(link, &mut auth),
+                    Followup::CloseConnection => closing = Some("the gateway is shutting down".into()),
+                }
+            }
+            _ = bell.notified(), if listening => {}
+            _ = tokio::time::sleep(due.unwrap_or(TICK).min(TICK)) => {}
+        }
+        inbox.bell.stop_listening();
+    }
+}
+
+/// Waits for the answer to one request.
+pub(super) async fn read_answer(response: ResponseFuture) -> Answer {
+    match response.await {
+        Ok(response) => {
+            let status = response.status().as_u16();
+            if status == 200 {
+                Answer::Status { status, reason: None, timestamp_ms: None }
+            } else {
+                let mut body = response.into_body();
+                let mut text = Vec::new();
+                while let Some(chunk) = body.data().await {
+                    match chunk {
+                        Ok(chunk) => {
+                            let _ = body.flow_control().release_capacity(chunk.len());
+                            text.extend_from_slice(&chunk);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                let (reason, timestamp_ms) = parse_body(&text);
+                Answer::Status { status, reason, timestamp_ms }
+            }
+        }
+        Err(e) => classify(&e),
+    }
+}
+
+/// What a failed stream means for its notification (RFC 9113 §6.8 and
+/// §8.7): refused, or above a GOAWAY's last stream, it was never processed;
+/// otherwise the gateway may have processed it.
+fn classify(e: &h2::Error) -> Answer {
+    if e.reason() == Some(h2::Reason::REFUSED_STREAM) || (e.is_go_away() && e.is_remote()) {
+        Answer::Refused
+    } else {
+        Answer::InDoubt
+    }
+}
+
+/// Renews the shared token after Apple called the one in use expired.
+fn renew(link: &H2Link, auth: &mut Option<Authorization>) {
+    let (Some(shared), Some(held)) = (&link.token, auth.as_ref()) else { return };
+    match shared.renew_after_expired(held.token()) {
+        Ok(token) => *auth = Some(Authorization::new(token)),
+        Err(e) => log::error!("the provider token cannot be renewed: {e}"),
+    }
+}
+
+/// Waits up to a tick for input, with nothing to send.
+async fn wait_for_input(inbox: &Inbox<'_, Item>, state: &mut H2State, bell: &Notify) {
+    inbox.bell.listen();
+    inbox.pull(state);
+    if state.queued() == 0 && state.has_work() && !inbox.cancelled() {
+        let _ = tokio::time::timeout(TICK, bell.notified()).await;
+    }
+    inbox.bell.stop_listening();
+}
+
+/// Pauses between connection attempts, waking early on cancel.
+async fn pause(pause: Duration, inbox: &Inbox<'_, Item>) {
+    let until = Instant::now() + pause;
+    while !inbox.cancelled() {
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        tokio::time::sleep(left.min(TICK)).await;
+    }
+}
+
+/// Sends the run what the shard settled since the last call.
+fn flush_outcomes(state: &mut H2State, events: &Sender<Event>) {
+    let settled = state.take_settled_lines();
+    if !settled.is_empty() {
+        let _ = events.send(Event::Settled(settled));
+    }
+    let outcomes = state.take_outcomes();
+    if !outcomes.is_empty() {
+        let failures = outcomes
+            .into_iter()
+            .map(|o| Failure::new(o.item.line, o.item.token.to_string(), o.state, &o.reason))
+            .collect();
+        let _ = events.send(Event::Failures(failures));
+    }
+}
