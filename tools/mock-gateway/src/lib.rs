@@ -47,6 +47,7 @@ pub mod config;
 mod conn;
 mod feedback;
 mod gateway;
+mod http2;
 #[doc(hidden)]
 pub mod parse;
 pub mod pki;
@@ -54,7 +55,8 @@ mod shared;
 pub mod stats;
 mod tls;
 
-pub use config::{Chaos, Config};
+pub use config::{Chaos, Config, H2Chaos, Http2Config};
 pub use gateway::{Gateway, Handle};
+pub use http2::{Http2Gateway, Http2Handle};
 pub use pki::{ClientIdentity, Pki};
 pub use stats::Stats;
