@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod http2;
-pub use http2::{DEFAULT_TOPIC, H2Chaos, Http2Config};
 pub(crate) use http2::Transient;
+pub use http2::{DEFAULT_TOPIC, H2Chaos, Http2Config};
 
 /// Everything that shapes the mock's behaviour. `Config::default()` is a well-behaved
 /// gateway: Apple's limits, no bad tokens, no faults.

@@ -19,16 +19,18 @@ use openssl::pkcs12::Pkcs12;
 use openssl::pkey::PKey;
 use openssl::rsa::Rsa;
 use openssl::x509::X509;
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+};
 
 use crate::config::DEFAULT_TOPIC;
 
 mod apple;
+use apple::client_params;
 pub use apple::{
     KEY_ID, OID_APNS_DEVELOPMENT, OID_APNS_PRODUCTION, OID_APNS_TOPICS, OID_UID, TEAM_ID, cert_bundle_id, client_cn,
     topics_der,
 };
-use apple::client_params;
 
 /// Common name of the generated client certificate for the default topic, in Apple's style.
 pub const CLIENT_CN: &str = "Apple Push Services: com.example.app";

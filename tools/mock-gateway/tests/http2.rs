@@ -69,10 +69,7 @@ async fn rejections_carry_apples_status_and_reason() {
     let empty = send(&mut c, post(&token(4), &h), b"").await.unwrap();
     assert_eq!((empty.0, empty.2.as_str()), (400, r#"{"reason":"PayloadEmpty"}"#));
     let stats = gw.stop();
-    assert_eq!(
-        reasons(&stats),
-        [("BadDeviceToken", 1), ("BadTopic", 1), ("PayloadEmpty", 1), ("PayloadTooLarge", 1)]
-    );
+    assert_eq!(reasons(&stats), [("BadDeviceToken", 1), ("BadTopic", 1), ("PayloadEmpty", 1), ("PayloadTooLarge", 1)]);
     assert_eq!((stats.accepted, stats.requests_received), (1, 5));
 }
 
@@ -110,7 +107,10 @@ async fn provider_token_faults_get_403() {
         assert_eq!(send(&mut c, post(&token(2), &[("authorization", &auth), TOPIC]), BODY).await.unwrap().0, 200);
     }
     let stats = gw.stop();
-    assert_eq!(reasons(&stats), [("ExpiredProviderToken", 1), ("InvalidProviderToken", 2), ("MissingProviderToken", 1)]);
+    assert_eq!(
+        reasons(&stats),
+        [("ExpiredProviderToken", 1), ("InvalidProviderToken", 2), ("MissingProviderToken", 1)]
+    );
     assert_eq!((stats.accepted, stats.jwt_renewals), (2, 1));
 }
 
@@ -233,4 +233,36 @@ fn the_client_certificate_reads_like_apples() {
     for t in ["com.example.app.voip", "com.example.app.complication"] {
         assert!(has(t.as_bytes()), "{t}");
     }
+}
+
+#[tokio::test]
+async fn the_binary_serves_http2_alone_and_reports_it() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let dir = tempfile::tempdir().unwrap();
+    let certs = dir.path().join("certs");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mock-gateway"))
+        .args(["--http2-listen", "127.0.0.1:0", "--topic", "org.example.h2", "--gone-rate", "1", "--certs-dir"])
+        .arg(&certs)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    out.read_line(&mut line).unwrap();
+    let hello: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!((hello["listen"].is_null(), &hello["topic"]), (true, &serde_json::json!("org.example.h2")));
+    assert_eq!((hello["key_id"].as_str(), hello["team_id"].as_str()), (Some("ABC123DEFG"), Some("TEAM123456")));
+    let pki = mock_gateway::Pki::ensure_for(&certs, "org.example.h2").unwrap();
+    assert_eq!(hello["auth_key"].as_str().unwrap(), pki.auth_key_path().to_str().unwrap());
+    let addr = hello["http2_listen"].as_str().unwrap().parse().unwrap();
+    let mut c = connect(&pki, addr, true).await;
+    assert_eq!(send(&mut c, post(&token(1), &[]), BODY).await.unwrap().0, 410);
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    line.clear();
+    out.read_line(&mut line).unwrap();
+    let stats: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let h2: Stats = serde_json::from_value(stats["http2"].clone()).unwrap();
+    assert_eq!((h2.connections, h2.rejected_for("Unregistered"), stats["connections"].as_u64()), (1, 1, Some(0)));
+    assert!(child.wait().unwrap().success());
 }

@@ -109,7 +109,7 @@ impl Http2Config {
         if self.rate_429 + self.rate_500 + self.rate_503 <= 0.0 {
             return None;
         }
-        let u = unit(splitmix64(seed ^ 0x7A11_5E ^ n.wrapping_mul(0xA076_1D64_78BD_642F)));
+        let u = unit(splitmix64(seed ^ 0x007A_115E ^ n.wrapping_mul(0xA076_1D64_78BD_642F)));
         if u < self.rate_429 {
             Some(Transient::TooManyRequests)
         } else if u < self.rate_429 + self.rate_500 {

@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures_util::FutureExt;
 use h2::server::{self, SendResponse};
-use h2::{RecvStream, Reason as H2Reason};
+use h2::{Reason as H2Reason, RecvStream};
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, header};
 use tokio::net::TcpStream;

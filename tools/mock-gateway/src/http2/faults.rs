@@ -24,7 +24,11 @@ impl Plan {
         let h = &config.http2;
         let (goaway, drop, delay) = h.chaos.as_ref().map(|c| c.draw(seq)).unwrap_or_default();
         let min = |a: Option<u64>, b: Option<u64>| a.into_iter().chain(b).min();
-        Plan { goaway_after: min(h.goaway_after, goaway), drop_after: min(h.drop_after, drop), delay: h.delay.max(delay) }
+        Plan {
+            goaway_after: min(h.goaway_after, goaway),
+            drop_after: min(h.drop_after, drop),
+            delay: h.delay.max(delay),
+        }
     }
 }
 
@@ -52,8 +56,8 @@ mod tests {
 
     #[test]
     fn fixed_settings_and_chaos_combine() {
-        let mut c = Config::default();
-        c.http2 = Http2Config { goaway_after: Some(5), delay: Duration::from_millis(3), ..Http2Config::default() };
+        let http2 = Http2Config { goaway_after: Some(5), delay: Duration::from_millis(3), ..Http2Config::default() };
+        let mut c = Config { http2, ..Config::default() };
         assert_eq!(Plan::new(&c, 0), Plan { goaway_after: Some(5), drop_after: None, delay: Duration::from_millis(3) });
         c.http2.chaos = Some(H2Chaos { fault_rate: 1.0, mean_after: 1, ..H2Chaos::new(1) });
         let p = Plan::new(&c, 0);

@@ -7,8 +7,15 @@ use http::{HeaderMap, HeaderValue, Method};
 use super::reason::Reason;
 
 /// The headers a request may carry once.
-const SINGLE: [&str; 7] =
-    ["authorization", "apns-id", "apns-topic", "apns-push-type", "apns-priority", "apns-expiration", "apns-collapse-id"];
+const SINGLE: [&str; 7] = [
+    "authorization",
+    "apns-id",
+    "apns-topic",
+    "apns-push-type",
+    "apns-priority",
+    "apns-expiration",
+    "apns-collapse-id",
+];
 
 /// `apns-push-type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
