@@ -10,6 +10,10 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod http2;
+pub(crate) use http2::Transient;
+pub use http2::{DEFAULT_TOPIC, H2Chaos, Http2Config};
+
 /// Everything that shapes the mock's behaviour. `Config::default()` is a well-behaved
 /// gateway: Apple's limits, no bad tokens, no faults.
 #[derive(Debug, Clone)]
@@ -68,6 +72,8 @@ pub struct Config {
     /// Cap the gateway (and feedback) TLS version at 1.2, like the old Apple gateway.
     /// Under 1.2 a rejected client certificate fails the client's handshake itself.
     pub tls12_only: bool,
+    /// The HTTP/2 gateway's settings (used by [`crate::Http2Gateway`] only).
+    pub http2: Http2Config,
 }
 
 impl Default for Config {
@@ -94,6 +100,7 @@ impl Default for Config {
             track_deliveries: true,
             chaos: None,
             tls12_only: false,
+            http2: Http2Config::default(),
         }
     }
 }

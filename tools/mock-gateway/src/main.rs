@@ -1,8 +1,13 @@
-//! `mock-gateway`: run the mock APNs gateway and feedback service standalone, for
-//! manual runs, scripts and benches. A thin clap wrapper over the library.
+//! `mock-gateway`: run the mock APNs gateway and feedback service, and with
+//! `--http2-listen` the HTTP/2 provider API, standalone, for manual runs,
+//! scripts and benches. A thin clap wrapper over the library.
 //!
-//! Prints one JSON line on start (`listen`, `feedback`, `certs_dir`: scripts read the
-//! real ports from it) and one JSON stats line on SIGINT/SIGTERM or idle exit.
+//! Prints one JSON line on start (`listen`, `feedback`, `certs_dir`, and
+//! `http2_listen`, `key_id`, `team_id`, `topic`, `auth_key`: scripts read the
+//! real ports and the token-auth identity from it) and one JSON stats line on
+//! SIGINT/SIGTERM or idle exit: the binary gateway's stats, with the HTTP/2
+//! gateway's under `"http2"` when it runs. `--http2-listen` without `--listen`
+//! runs the HTTP/2 gateway alone (then `--exit-after-idle` does not apply).
 //! Bad arguments: one line on stderr naming the flag/file/line, exit code 2.
 
 use std::collections::HashSet;
@@ -15,15 +20,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Parser;
-use mock_gateway::{Config, Gateway, Pki};
+use mock_gateway::{Config, Gateway, H2Chaos, Http2Config, Http2Gateway, Pki, Stats};
 
 /// Mock APNs binary gateway (mutual TLS) with fault injection.
 #[derive(Debug, Parser)]
 #[command(name = "mock-gateway", version)]
 struct Args {
-    /// Gateway listen address.
-    #[arg(long, default_value = "127.0.0.1:2195")]
-    listen: SocketAddr,
+    /// Binary gateway listen address [default: 127.0.0.1:2195, unless
+    /// --http2-listen is given alone].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
     /// Feedback service listen address.
     #[arg(long, default_value = "127.0.0.1:2196")]
     feedback_listen: SocketAddr,
@@ -85,6 +91,51 @@ struct Args {
     /// Cap TLS at version 1.2 (like the old Apple gateway).
     #[arg(long)]
     tls12_only: bool,
+    /// Also serve Apple's HTTP/2 provider API here (ALPN h2; client
+    /// certificate or token auth with the certs dir's AuthKey_<KEYID>.p8).
+    #[arg(long, value_name = "ADDR")]
+    http2_listen: Option<SocketAddr>,
+    /// The app's bundle id: the HTTP/2 topic and the client certificate's.
+    #[arg(long, value_name = "BUNDLE_ID", default_value_t = Http2Config::default().topic)]
+    topic: String,
+    /// HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS.
+    #[arg(long, value_name = "N", default_value_t = Http2Config::default().max_streams)]
+    max_streams: u32,
+    /// Seconds added to the mock's clock when judging a token's age.
+    #[arg(long, value_name = "SECS", default_value_t = 0, allow_hyphen_values = true)]
+    clock_offset_secs: i64,
+    /// HTTP/2: 429 TooManyProviderTokenUpdates for a connection's token
+    /// renewed less than 20 minutes after the last.
+    #[arg(long)]
+    limit_token_updates: bool,
+    /// HTTP/2 with token auth: one stream until a valid-token request is
+    /// answered (further streams refused with REFUSED_STREAM).
+    #[arg(long)]
+    one_stream_start: bool,
+    /// HTTP/2: fraction of tokens that are gone (410 Unregistered), by a seeded hash.
+    #[arg(long, value_name = "R", default_value_t = 0.0, value_parser = parse_rate)]
+    gone_rate: f64,
+    /// HTTP/2: fraction of requests answered 429 TooManyRequests.
+    #[arg(long, value_name = "R", default_value_t = 0.0, value_parser = parse_rate)]
+    rate_429: f64,
+    /// HTTP/2: fraction of requests answered 500 InternalServerError.
+    #[arg(long, value_name = "R", default_value_t = 0.0, value_parser = parse_rate)]
+    rate_500: f64,
+    /// HTTP/2: fraction of requests answered 503 ServiceUnavailable.
+    #[arg(long, value_name = "R", default_value_t = 0.0, value_parser = parse_rate)]
+    rate_503: f64,
+    /// HTTP/2: graceful GOAWAY after N requests per connection.
+    #[arg(long, value_name = "N")]
+    goaway_after: Option<u64>,
+    /// HTTP/2: TCP close (no GOAWAY) when a request arrives after N were answered.
+    #[arg(long, value_name = "N")]
+    drop_after: Option<u64>,
+    /// HTTP/2: hold each answer this long.
+    #[arg(long, value_name = "D", default_value_t = 0)]
+    delay_ms: u64,
+    /// HTTP/2: seeded random GOAWAYs, drops and delays, drawn per connection.
+    #[arg(long, value_name = "SEED")]
+    h2_chaos: Option<u64>,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -123,6 +174,22 @@ fn run(args: Args) -> Result<(), String> {
         lose_error_responses: args.lose_error_responses,
         delivered_log: args.delivered_log,
         tls12_only: args.tls12_only,
+        http2: Http2Config {
+            topic: args.topic.clone(),
+            max_streams: args.max_streams,
+            clock_offset_secs: args.clock_offset_secs,
+            limit_token_updates: args.limit_token_updates,
+            one_stream_start: args.one_stream_start,
+            gone_rate: args.gone_rate,
+            rate_429: args.rate_429,
+            rate_500: args.rate_500,
+            rate_503: args.rate_503,
+            goaway_after: args.goaway_after,
+            drop_after: args.drop_after,
+            delay: Duration::from_millis(args.delay_ms),
+            chaos: args.h2_chaos.map(H2Chaos::new),
+            ..Http2Config::default()
+        },
         ..Config::default()
     };
     if let Some(path) = &args.bad_tokens {
@@ -131,32 +198,55 @@ fn run(args: Args) -> Result<(), String> {
     if let Some(path) = &args.feedback {
         config.feedback = read_feedback(path)?;
     }
-    let pki = Pki::ensure(&args.certs_dir).map_err(|e| format!("--certs-dir: {e}"))?;
+    let pki = Pki::ensure_for(&args.certs_dir, &args.topic).map_err(|e| format!("--certs-dir: {e}"))?;
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(|e| format!("signal handler: {e}"))?;
     }
-    let handle = Gateway::start(config, &pki, args.listen, Some(args.feedback_listen))
-        .map_err(|e| format!("--listen {} / --feedback-listen {}: {e}", args.listen, args.feedback_listen))?;
+    let http2 = args
+        .http2_listen
+        .map(|a| Http2Gateway::start(&config, &pki, a).map_err(|e| format!("--http2-listen {a}: {e}")))
+        .transpose()?;
+    let listen = match (args.listen, &http2) {
+        (Some(a), _) => Some(a),
+        (None, None) => Some(SocketAddr::from(([127, 0, 0, 1], 2195))),
+        (None, Some(_)) => None,
+    };
+    let handle = listen
+        .map(|l| {
+            Gateway::start(config, &pki, l, Some(args.feedback_listen))
+                .map_err(|e| format!("--listen {l} / --feedback-listen {}: {e}", args.feedback_listen))
+        })
+        .transpose()?;
     let hello = serde_json::json!({
-        "listen": handle.addr().to_string(),
-        "feedback": handle.feedback_addr().map(|a| a.to_string()),
+        "listen": handle.as_ref().map(|h| h.addr().to_string()),
+        "feedback": handle.as_ref().and_then(|h| h.feedback_addr()).map(|a| a.to_string()),
         "certs_dir": pki.dir.display().to_string(),
+        "http2_listen": http2.as_ref().map(|h| h.addr().to_string()),
+        "key_id": pki.key_id(),
+        "team_id": pki.team_id(),
+        "topic": args.topic,
+        "auth_key": pki.auth_key_path().display().to_string(),
     });
     println_flush(&hello.to_string());
 
     let idle_limit = args.exit_after_idle.map(Duration::from_secs);
     while !stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
-        if let (Some(limit), Some(since)) = (idle_limit, handle.idle_since())
+        if let (Some(limit), Some(since)) = (idle_limit, handle.as_ref().and_then(|h| h.idle_since()))
             && since.elapsed() >= limit
         {
             break;
         }
     }
-    let stats = handle.stop();
-    println_flush(&serde_json::to_string(&stats).map_err(|e| e.to_string())?);
+    let stats = handle.map(|h| h.stop()).unwrap_or_default();
+    let mut line = serde_json::to_value(&stats).map_err(|e| e.to_string())?;
+    if let Some(h) = http2 {
+        let h2: Stats = h.stop();
+        line["http2"] = serde_json::to_value(&h2).map_err(|e| e.to_string())?;
+    }
+    println_flush(&line.to_string());
     Ok(())
 }
 

@@ -1,5 +1,7 @@
-//! Test PKI: a CA, a server certificate for `localhost`/`127.0.0.1`, and an
-//! Apple-style RSA-2048 client identity, plus extra identities for failure tests.
+//! Test PKI: a CA, a server certificate for `localhost`/`127.0.0.1`, an
+//! Apple-style RSA-2048 client identity (subject and extensions as Apple
+//! issues them, see `apple`), an Apple-style token-auth key
+//! (`AuthKey_<KEYID>.p8`), plus extra identities for failure tests.
 //!
 //! rcgen (ring) builds and signs the certificates; openssl generates the RSA client
 //! keys (ring cannot) and builds PKCS#12. Generation runs under an exclusive file
@@ -21,7 +23,16 @@ use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose,
 };
 
-/// Common name of the generated client certificate, in Apple's style.
+use crate::config::DEFAULT_TOPIC;
+
+mod apple;
+use apple::client_params;
+pub use apple::{
+    KEY_ID, OID_APNS_DEVELOPMENT, OID_APNS_PRODUCTION, OID_APNS_TOPICS, OID_UID, TEAM_ID, cert_bundle_id, client_cn,
+    topics_der,
+};
+
+/// Common name of the generated client certificate for the default topic, in Apple's style.
 pub const CLIENT_CN: &str = "Apple Push Services: com.example.app";
 const CA_CN: &str = "apnsblast mock gateway CA";
 const FILES: [&str; 7] = ["ca.pem", "ca.key", "server.pem", "server.key", "client.pem", "client.key", "client.p12"];
@@ -72,6 +83,8 @@ pub struct Pki {
     server_pem: Vec<u8>,
     server_key_pem: Vec<u8>,
     client: ClientIdentity,
+    auth_key_pem: Vec<u8>,
+    bundle_id: String,
 }
 
 /// A client identity written to disk: PEM certificate, PKCS#8 PEM key, PKCS#12.
@@ -92,22 +105,41 @@ pub struct ClientIdentity {
 }
 
 impl Pki {
-    /// Load the PKI from `dir`, or generate all of it if any file is missing.
+    /// Load the PKI from `dir`, or generate all of it if any file is missing;
+    /// the client certificate is for [`DEFAULT_TOPIC`].
     ///
     /// # Errors
     /// The directory cannot be created, read or written, or generation fails.
     pub fn ensure(dir: &Path) -> Result<Pki, Error> {
+        Self::ensure_for(dir, DEFAULT_TOPIC)
+    }
+
+    /// Like [`Pki::ensure`], with a client certificate for `bundle_id`: when the
+    /// one in `dir` is for another app, the client identity alone is issued
+    /// again (same CA). The token-auth key is generated when missing.
+    ///
+    /// # Errors
+    /// The directory cannot be created, read or written, or generation fails.
+    pub fn ensure_for(dir: &Path, bundle_id: &str) -> Result<Pki, Error> {
         fs::create_dir_all(dir).map_err(|e| Error::Io(dir.into(), e))?;
         let lock_path = dir.join(".pki.lock");
         let lock = File::create(&lock_path).map_err(|e| Error::Io(lock_path.clone(), e))?;
         lock.lock().map_err(|e| Error::Io(lock_path, e))?;
-        if !FILES.iter().all(|f| dir.join(f).is_file()) {
-            generate(dir)?;
-        }
         let read = |name: &str| {
             let p = dir.join(name);
             fs::read(&p).map_err(|e| Error::Io(p, e))
         };
+        if !FILES.iter().all(|f| dir.join(f).is_file()) {
+            generate(dir, bundle_id)?;
+        } else if cert_bundle_id(&*X509::from_pem(&read("client.pem")?)?).as_deref() != Some(bundle_id) {
+            let ca_key = KeyPair::from_pem(&String::from_utf8_lossy(&read("ca.key")?))?;
+            let issuer = Issuer::new(ca_params(CA_CN)?, ca_key);
+            write_client(dir, "client", client_params(bundle_id)?, &issuer, "")?;
+        }
+        let auth_key = dir.join(apple::auth_key_file());
+        if !auth_key.is_file() {
+            write_file(&auth_key, &apple::generate_auth_key()?, true)?;
+        }
         Ok(Pki {
             dir: dir.to_path_buf(),
             ca_pem: read("ca.pem")?,
@@ -122,7 +154,30 @@ impl Pki {
                 key_pem: read("client.key")?,
                 p12: read("client.p12")?,
             },
+            auth_key_pem: read(&apple::auth_key_file())?,
+            bundle_id: bundle_id.to_string(),
         })
+    }
+
+    /// Path of the token-auth key, `AuthKey_<KEYID>.p8` (P-256, PKCS#8 PEM).
+    pub fn auth_key_path(&self) -> PathBuf {
+        self.dir.join(apple::auth_key_file())
+    }
+    /// The token-auth key (PKCS#8 PEM), as Apple's `.p8` download.
+    pub fn auth_key_pem(&self) -> &[u8] {
+        &self.auth_key_pem
+    }
+    /// The token-auth key's id ([`KEY_ID`]), the JWT header's `kid`.
+    pub fn key_id(&self) -> &'static str {
+        KEY_ID
+    }
+    /// The team the key belongs to ([`TEAM_ID`]), the JWT's `iss`.
+    pub fn team_id(&self) -> &'static str {
+        TEAM_ID
+    }
+    /// The bundle id the client certificate is for (its `UID`).
+    pub fn bundle_id(&self) -> &str {
+        &self.bundle_id
     }
 
     /// The CA certificate (PEM) clients must trust.
@@ -174,7 +229,7 @@ impl Pki {
     ) -> Result<ClientIdentity, Error> {
         let ca_key = KeyPair::from_pem(&String::from_utf8_lossy(&self.ca_key_pem))?;
         let issuer = Issuer::new(ca_params(CA_CN)?, ca_key);
-        let mut params = client_params(CLIENT_CN)?;
+        let mut params = client_params(DEFAULT_TOPIC)?;
         params.not_before = not_before.into();
         params.not_after = not_after.into();
         write_client(dir, stem, params, &issuer, p12_password)
@@ -188,7 +243,7 @@ impl Pki {
     pub fn rogue_client(dir: &Path, stem: &str, p12_password: &str) -> Result<ClientIdentity, Error> {
         let key = KeyPair::generate()?;
         let issuer = Issuer::new(ca_params("rogue CA")?, key);
-        write_client(dir, stem, client_params(CLIENT_CN)?, &issuer, p12_password)
+        write_client(dir, stem, client_params(DEFAULT_TOPIC)?, &issuer, p12_password)
     }
 }
 
@@ -200,16 +255,8 @@ fn ca_params(cn: &str) -> Result<CertificateParams, Error> {
     Ok(p)
 }
 
-fn client_params(cn: &str) -> Result<CertificateParams, Error> {
-    let mut p = CertificateParams::new(Vec::<String>::new())?;
-    p.distinguished_name.push(DnType::CommonName, cn);
-    p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
-    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    Ok(p)
-}
-
 /// Generate everything and write it to `dir` (caller holds the lock).
-fn generate(dir: &Path) -> Result<(), Error> {
+fn generate(dir: &Path, bundle_id: &str) -> Result<(), Error> {
     let ca_key = KeyPair::generate()?;
     let ca_params = ca_params(CA_CN)?;
     let ca_cert = ca_params.self_signed(&ca_key)?;
@@ -226,7 +273,7 @@ fn generate(dir: &Path) -> Result<(), Error> {
     write_file(&dir.join("ca.key"), ca_key_pem.as_bytes(), true)?;
     write_file(&dir.join("server.pem"), s_cert.pem().as_bytes(), false)?;
     write_file(&dir.join("server.key"), s_key.serialize_pem().as_bytes(), true)?;
-    write_client(dir, "client", client_params(CLIENT_CN)?, &issuer, "")?;
+    write_client(dir, "client", client_params(bundle_id)?, &issuer, "")?;
     Ok(())
 }
 
@@ -287,8 +334,10 @@ mod tests {
         let b = Pki::ensure(dir.path()).unwrap();
         assert_eq!(a.ca_pem(), b.ca_pem());
         let p12 = Pkcs12::from_der(&b.client().p12).unwrap().parse2("").unwrap();
-        let cn = p12.cert.unwrap().subject_name().entries().next().unwrap().data().to_string().unwrap();
-        assert_eq!(cn, CLIENT_CN);
+        let cert = p12.cert.unwrap();
+        let cn = cert.subject_name().entries_by_nid(openssl::nid::Nid::COMMONNAME).next().unwrap();
+        assert_eq!(cn.data().to_string().unwrap(), CLIENT_CN);
+        assert_eq!(cert_bundle_id(&cert).as_deref(), Some(DEFAULT_TOPIC));
         // An extra identity verifies against the same CA.
         let now = SystemTime::now();
         let extra = a.issue_client(dir.path(), "old", now - Duration::from_secs(86_400 * 10), now, "pw").unwrap();
@@ -300,5 +349,18 @@ mod tests {
         fs::remove_file(dir.path().join("server.key")).unwrap();
         let c = Pki::ensure(dir.path()).unwrap();
         assert_ne!(a.ca_pem(), c.ca_pem());
+    }
+
+    #[test]
+    fn another_bundle_id_reissues_the_client_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = Pki::ensure(dir.path()).unwrap();
+        assert!(a.auth_key_pem().starts_with(b"-----BEGIN PRIVATE KEY-----"));
+        assert!(a.auth_key_path().ends_with("AuthKey_ABC123DEFG.p8"));
+        let b = Pki::ensure_for(dir.path(), "org.other.app").unwrap();
+        assert_eq!((a.ca_pem(), a.auth_key_pem()), (b.ca_pem(), b.auth_key_pem()));
+        let cert = X509::from_pem(&b.client().cert_pem).unwrap();
+        assert_eq!(cert_bundle_id(&cert).as_deref(), Some("org.other.app"));
+        assert!(cert.verify(&X509::from_pem(b.ca_pem()).unwrap().public_key().unwrap()).unwrap());
     }
 }

@@ -58,12 +58,41 @@ pub struct Stats {
     pub feedback_connections: u64,
     /// Feedback tuples written.
     pub feedback_tuples: u64,
+    /// HTTP/2: requests received (streams taken on; refused streams and
+    /// streams above a GOAWAY's last-stream-id are not).
+    #[serde(default)]
+    pub requests_received: u64,
+    /// HTTP/2: rejected requests by Apple's reason string (`BadDeviceToken`,
+    /// `Unregistered`, …): the JSON `reason` of every non-200 answer.
+    #[serde(default)]
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    /// HTTP/2: requests received but never answered: open when `drop_after`
+    /// (or chaos) closed their connection.
+    #[serde(default)]
+    pub requests_dropped: u64,
+    /// HTTP/2: streams refused with RST_STREAM(REFUSED_STREAM) (`one_stream_start`).
+    #[serde(default)]
+    pub streams_refused: u64,
+    /// HTTP/2: connections ended by a GOAWAY on purpose (`goaway_after`, chaos).
+    #[serde(default)]
+    pub goaways: u64,
+    /// HTTP/2: the most requests one connection had received and not yet answered.
+    #[serde(default)]
+    pub max_concurrent_streams_seen: u64,
+    /// HTTP/2: distinct valid provider tokens seen after the first.
+    #[serde(default)]
+    pub jwt_renewals: u64,
 }
 
 impl Stats {
     /// Number of notifications rejected with `status`.
     pub fn rejected_with(&self, status: u8) -> u64 {
         self.rejected.get(&status).copied().unwrap_or(0)
+    }
+
+    /// Number of HTTP/2 requests rejected with `reason` (Apple's string).
+    pub fn rejected_for(&self, reason: &str) -> u64 {
+        self.rejected_by_reason.get(reason).copied().unwrap_or(0)
     }
 }
 
