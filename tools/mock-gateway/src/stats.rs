@@ -82,6 +82,10 @@ pub struct Stats {
     /// HTTP/2: distinct valid provider tokens seen after the first.
     #[serde(default)]
     pub jwt_renewals: u64,
+    /// HTTP/2: requests to the all-zero token (a sender's gateway check),
+    /// answered 400 BadDeviceToken and not counted in `rejected_by_reason`.
+    #[serde(default)]
+    pub gateway_checks: u64,
 }
 
 impl Stats {

@@ -140,6 +140,8 @@ struct Found {
     apns_id: Option<HeaderValue>,
     token_valid: bool,
     new_token: bool,
+    /// The request went to the all-zero token: a sender's gateway check.
+    check: bool,
 }
 
 /// Read the body, judge, count, wait `delay`, answer.
@@ -164,6 +166,7 @@ async fn answer(conn: Arc<Conn>, req: Request<RecvStream>, mut respond: SendResp
         }
         match verdict {
             Ok(token) => t.record(&[Accepted::new(&token, &body, None)], body.len() as u64),
+            Err(_) if found.check => t.stats.gateway_checks += 1,
             Err(r) => *t.stats.rejected_by_reason.entry(r.as_str().to_string()).or_default() += 1,
         }
     });
@@ -217,6 +220,12 @@ fn judge(conn: &Conn, parts: &Parts, body: &[u8], found: &mut Found) -> Result<[
     };
     request::topic(&head, base, !with_token)?;
     request::payload(body, head.push_type.payload_limit())?;
+    if token == [0; 32] {
+        // No device has this token: Apple answers BadDeviceToken, which
+        // senders use to check a connection and its credentials.
+        found.check = true;
+        return Err(Reason::BadDeviceToken);
+    }
     match faults::seeded(&state.config, &state.bad, &token, || state.draws.fetch_add(1, Ordering::SeqCst)) {
         Some(reason) => Err(reason),
         None => Ok(token),
