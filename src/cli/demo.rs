@@ -12,10 +12,13 @@ use apnsblast::input::ReaderOptions;
 use apnsblast::report::Report;
 use apnsblast::run::SendConfig;
 use apnsblast::tls::{ClientIdentity, TlsConfig};
-use mock_gateway::{Config, Gateway, Handle, Pki, Stats};
+use apnsblast::http2::config::Http2Config;
+use apnsblast::http2::jwt::{AuthKey, ProviderToken};
+use mock_gateway::{Config, Gateway, Handle, Http2Gateway, Pki, Stats};
 
 use super::blast::{self, Job};
 use super::generate::TokenGen;
+use super::http2args::{ApiArg, Http2Args};
 use super::output::Outputs;
 use super::tokens::Input;
 use super::{Exit, Global, OutputArgs, TuningArgs};
@@ -36,6 +39,10 @@ pub struct DemoArgs {
     /// Seed of the token list and of the mock's choice of invalid tokens
     #[arg(long, value_name = "S", default_value_t = 1)]
     pub seed: u64,
+    /// Transport: the binary protocol, or Apple's HTTP/2 provider API (with
+    /// token authentication: the mock's own .p8 key)
+    #[arg(long, value_enum, default_value_t = ApiArg::Binary)]
+    pub api: ApiArg,
     #[command(flatten, next_help_heading = "Sending")]
     pub tuning: TuningArgs,
     #[command(flatten, next_help_heading = "Output files")]
@@ -50,12 +57,17 @@ pub fn run(args: DemoArgs, global: &Global) -> anyhow::Result<Exit> {
     if !(0.0..=1.0).contains(&args.bad_rate) {
         bail!("--bad-rate {}: must be between 0 and 1", args.bad_rate);
     }
+    Http2Args::check_flags(args.api)?;
     let outputs = Outputs::create(&args.outputs)?;
     let mock = Config { bad_rate: args.bad_rate, seed: args.seed, ..Config::default() };
-    let Mock { gateway: gw, tls, dir: _dir } = start_mock(mock, "demo", global)?;
+    let Mock { gateway: gw, tls, dir } = start_mock(mock.clone(), "demo", global)?;
     let payload = br#"{"aps":{"alert":"Hello from the apnsblast demo"}}"#;
-    let mut config = SendConfig::new(gw.addr().to_string(), tls, Arc::<[u8]>::from(&payload[..]));
+    let mut config = SendConfig::new(gw.addr().to_string(), tls.clone(), Arc::<[u8]>::from(&payload[..]));
     args.tuning.apply(&mut config)?;
+    if args.api == ApiArg::Http2 {
+        gw.stop();
+        return http2(&args, mock, config, dir, outputs, global);
+    }
     let input = Input::from_reader(TokenGen::new(args.tokens, args.seed, 0.0), "generated tokens", None);
     if !global.quiet {
         eprintln!(
@@ -71,9 +83,24 @@ pub fn run(args: DemoArgs, global: &Global) -> anyhow::Result<Exit> {
     let stats = gw.stop();
     let outcome = outcome?;
     let exit = blast::conclude(&outcome, global, "apnsblast demo: the report");
-    let agree = agreement(&outcome.report, &stats);
+    let rejected = Rejected { label: "rejected: invalid token (8)", key: "8", mock: stats.rejected_with(8) };
+    // A spare dropped mid-handshake at the end counts there as a failed handshake.
+    let connections = stats.connections + stats.handshakes_failed;
+    finish(&outcome.report, &stats, &rejected, connections, exit, global)
+}
+
+/// The rejections the demo compares: the report's key and the mock's count.
+struct Rejected {
+    label: &'static str,
+    key: &'static str,
+    mock: u64,
+}
+
+/// Prints the report beside the mock's counts and the agreement line.
+fn finish(report: &Report, stats: &Stats, rejected: &Rejected, connections: u64, exit: Exit, global: &Global) -> anyhow::Result<Exit> {
+    let agree = agreement(report, stats, rejected);
     if !global.quiet {
-        print!("{}", side_by_side(&outcome.report, &stats));
+        print!("{}", side_by_side(report, stats, rejected, connections));
     }
     match &agree {
         Ok(()) => println!(
@@ -83,6 +110,49 @@ pub fn run(args: DemoArgs, global: &Global) -> anyhow::Result<Exit> {
         Err(why) => println!("agreement: NO: {why}"),
     }
     Ok(if agree.is_ok() { exit } else { Exit::Incomplete })
+}
+
+/// `demo --api http2`: the same list through the HTTP/2 mock, with token
+/// authentication by the mock's own `.p8` key.
+fn http2(
+    args: &DemoArgs,
+    mock: Config,
+    mut config: SendConfig,
+    dir: tempfile::TempDir,
+    outputs: Outputs,
+    global: &Global,
+) -> anyhow::Result<Exit> {
+    let pki = Pki::ensure(dir.path()).map_err(|e| anyhow::anyhow!("the demo certificates: {e}"))?;
+    let gw = Http2Gateway::start(&mock, &pki, "127.0.0.1:0".parse().expect("loopback address"))
+        .context("starting the HTTP/2 mock gateway on 127.0.0.1")?;
+    let key = AuthKey::load(&pki.auth_key_path())?;
+    let token = ProviderToken::new(key, pki.key_id(), pki.team_id())?;
+    config.gateway = gw.addr().to_string();
+    // Token authentication: no client certificate.
+    config.tls.identity = None;
+    config.http2 = Some(Http2Config {
+        token: Some(Arc::new(token)),
+        topic: Some(pki.bundle_id().to_owned()),
+        ..Http2Config::default()
+    });
+    let input = Input::from_reader(TokenGen::new(args.tokens, args.seed, 0.0), "generated tokens", None);
+    if !global.quiet {
+        eprintln!(
+            "apnsblast demo: sending {} generated tokens over HTTP/2 to the mock gateway at {} ({} connections, \
+             token authentication, bad rate {})",
+            args.tokens,
+            gw.addr(),
+            config.shards,
+            args.bad_rate
+        );
+    }
+    let job = Job { config, input, options: ReaderOptions::default(), outputs, total: Some(args.tokens) };
+    let outcome = blast::execute(job, global);
+    let stats = gw.stop();
+    let outcome = outcome?;
+    let exit = blast::conclude(&outcome, global, "apnsblast demo: the report");
+    let rejected = Rejected { label: "rejected: BadDeviceToken", key: "BadDeviceToken", mock: stats.rejected_for("BadDeviceToken") };
+    finish(&outcome.report, &stats, &rejected, stats.connections, exit, global)
 }
 
 /// The bundled mock gateway running on loopback, and what a client needs to
@@ -120,12 +190,12 @@ pub(crate) fn start_mock(config: Config, command: &str, global: &Global) -> anyh
 }
 
 /// Whether the sender's report matches what the mock counted.
-fn agreement(report: &Report, stats: &Stats) -> Result<(), String> {
+fn agreement(report: &Report, stats: &Stats, rejected: &Rejected) -> Result<(), String> {
     let mut why = Vec::new();
     if report.accepted != distinct_accepted(stats) {
         why.push(format!("accepted {} by the report, {} by the mock", report.accepted, distinct_accepted(stats)));
     }
-    let (ours, theirs) = (report.rejected.get("8").copied().unwrap_or(0), stats.rejected_with(8));
+    let (ours, theirs) = (report.rejected.get(rejected.key).copied().unwrap_or(0), rejected.mock);
     if ours != theirs {
         why.push(format!("invalid tokens {ours} by the report, {theirs} by the mock"));
     }
@@ -149,15 +219,14 @@ fn distinct_accepted(stats: &Stats) -> u64 {
     stats.accepted - stats.duplicates
 }
 
-fn side_by_side(report: &Report, stats: &Stats) -> String {
+fn side_by_side(report: &Report, stats: &Stats, rejected: &Rejected, mock_connections: u64) -> String {
     // Connections made ahead of need and never used reached the gateway too.
     let connections: u64 = report.per_shard.iter().map(|s| s.connections + s.connect_ahead_wasted).sum::<u64>() + 1;
     let rows = [
         ("accepted", report.accepted, distinct_accepted(stats)),
-        ("rejected: invalid token (8)", report.rejected.get("8").copied().unwrap_or(0), stats.rejected_with(8)),
+        (rejected.label, report.rejected.get(rejected.key).copied().unwrap_or(0), rejected.mock),
         ("duplicates (declared / seen)", report.possibly_duplicated, stats.duplicates),
-        // A spare dropped mid-handshake at the end counts there as a failed handshake.
-        ("connections (with the check)", connections, stats.connections + stats.handshakes_failed),
+        ("connections (with the check)", connections, mock_connections),
     ];
     let mut s = format!("\n  {:<30} {:>12} {:>14}\n", "", "apnsblast", "mock gateway");
     for (name, ours, theirs) in rows {
@@ -174,22 +243,24 @@ mod tests {
         Report { tokens_read: accepted, accepted, possibly_duplicated, ..Report::default() }
     }
 
+    const NONE: Rejected = Rejected { label: "rejected", key: "8", mock: 0 };
+
     fn mock(accepted: u64, duplicates: u64) -> Stats {
         Stats { accepted, duplicates, ..Stats::default() }
     }
 
     #[test]
     fn declared_duplicates_keep_the_agreement() {
-        assert_eq!(agreement(&run(1000, 0), &mock(1000, 0)), Ok(()));
+        assert_eq!(agreement(&run(1000, 0), &mock(1000, 0), &NONE), Ok(()));
         // Three tokens left in doubt and sent again, one of them accepted twice.
-        assert_eq!(agreement(&run(1000, 3), &mock(1001, 1)), Ok(()));
+        assert_eq!(agreement(&run(1000, 3), &mock(1001, 1), &NONE), Ok(()));
     }
 
     #[test]
     fn undeclared_duplicates_and_miscounts_break_it() {
-        let e = agreement(&run(1000, 0), &mock(1001, 1)).unwrap_err();
+        let e = agreement(&run(1000, 0), &mock(1001, 1), &NONE).unwrap_err();
         assert!(e.contains("1 duplicate deliveries, the report declares 0"), "{e}");
-        let e = agreement(&run(1000, 0), &mock(999, 0)).unwrap_err();
+        let e = agreement(&run(1000, 0), &mock(999, 0), &NONE).unwrap_err();
         assert!(e.contains("accepted 1000 by the report, 999 by the mock"), "{e}");
     }
 }

@@ -13,6 +13,10 @@ const GATEWAY_SANDBOX: &str = "gateway.sandbox.push.apple.com";
 const FEEDBACK: &str = "feedback.push.apple.com";
 /// Sandbox feedback service.
 const FEEDBACK_SANDBOX: &str = "feedback.sandbox.push.apple.com";
+/// Production HTTP/2 provider API (Apple's "Sending notification requests to APNs").
+const API: &str = "api.push.apple.com";
+/// Development HTTP/2 provider API.
+const API_SANDBOX: &str = "api.sandbox.push.apple.com";
 
 /// Where to connect: shared by `send` and `feedback`.
 #[derive(Debug, Args)]
@@ -32,6 +36,8 @@ pub enum Service {
     Push,
     /// The feedback service, port 2196.
     Feedback,
+    /// The HTTP/2 provider API, port 443.
+    Http2,
 }
 
 impl GatewayArgs {
@@ -43,6 +49,7 @@ impl GatewayArgs {
         let (prod, sandbox, port) = match service {
             Service::Push => (GATEWAY, GATEWAY_SANDBOX, 2195),
             Service::Feedback => (FEEDBACK, FEEDBACK_SANDBOX, 2196),
+            Service::Http2 => (API, API_SANDBOX, 443),
         };
         let Some(given) = self.gateway.as_deref() else {
             return Ok(format!("{}:{port}", if self.sandbox { sandbox } else { prod }));

@@ -18,6 +18,7 @@ use apnsblast::payload;
 use apnsblast::run::SendConfig;
 
 use super::blast::{self, Job};
+use super::http2args::{ApiArg, Http2Args};
 use super::output::Outputs;
 use super::tlsargs::TlsArgs;
 use super::{Exit, GatewayArgs, Global, OutputArgs, Service, TuningArgs, parse_partition, read_small, tokens};
@@ -38,6 +39,8 @@ pub struct SendArgs {
     pub tls: TlsArgs,
     #[command(flatten, next_help_heading = "Gateway")]
     pub gateway: GatewayArgs,
+    #[command(flatten, next_help_heading = "HTTP/2")]
+    pub http2: Http2Args,
     #[command(flatten, next_help_heading = "Sending")]
     pub tuning: TuningArgs,
     #[command(flatten, next_help_heading = "Output files")]
@@ -80,8 +83,8 @@ pub struct MessageArgs {
          (values from {ABSOLUTE_EXPIRY} up are taken as an absolute UNIX time)"
     ))]
     pub expiry: u64,
-    /// 10 = deliver now, 5 = when it saves the device's power (--format 2 only)
-    #[arg(long, value_name = "10|5", value_enum, default_value_t = PriorityArg::Now, hide_possible_values = true, help_heading = "Message")]
+    /// 10 = deliver now, 5 = when it saves the device's power (binary: --format 2 only), 1 = lowest (HTTP/2 only)
+    #[arg(long, value_name = "10|5|1", value_enum, default_value_t = PriorityArg::Now, hide_possible_values = true, help_heading = "Message")]
     pub priority: PriorityArg,
     #[arg(long, value_name = "1|2", value_parser = clap::value_parser!(u8).range(1..=2), default_value_t = 2, help_heading = "Message")]
     #[arg(help = format!(
@@ -101,6 +104,9 @@ pub enum PriorityArg {
     /// 5.
     #[value(name = "5")]
     PowerSaving,
+    /// 1 (HTTP/2 only).
+    #[value(name = "1")]
+    Lowest,
 }
 
 impl MessageArgs {
@@ -109,9 +115,15 @@ impl MessageArgs {
         if self.format == 1 { Command::Enhanced } else { Command::Items }
     }
 
-    /// The shared payload, validated and minified.
+    /// The shared payload, validated and minified, for the binary protocol.
     pub(crate) fn payload(&self) -> anyhow::Result<Vec<u8>> {
         let limit = self.command().payload_limit();
+        self.payload_within(limit, &format!("--format {}", self.format))
+    }
+
+    /// The shared payload, validated and minified, at most `limit` bytes
+    /// (`what` says whose limit, for the error).
+    pub(crate) fn payload_within(&self, limit: usize, what: &str) -> anyhow::Result<Vec<u8>> {
         let (flag, raw) = match (&self.payload, &self.alert) {
             (Some(path), _) => (format!("--payload {}", path.display()), read_small("--payload", path)?),
             (None, Some(alert)) => {
@@ -119,15 +131,24 @@ impl MessageArgs {
             }
             (None, None) => bail!("no message: give --payload FILE or --alert TEXT"),
         };
-        payload::validate(&raw, limit)
-            .with_context(|| format!("{flag} (--format {}, limit {limit} bytes)", self.format))
+        payload::validate(&raw, limit).with_context(|| format!("{flag} ({what}, limit {limit} bytes)"))
     }
 
     /// `--priority` as the frame carries it.
-    pub(crate) fn priority(&self) -> Priority {
+    pub(crate) fn priority(&self) -> anyhow::Result<Priority> {
         match self.priority {
-            PriorityArg::Now => Priority::Immediate,
-            PriorityArg::PowerSaving => Priority::PowerSaving,
+            PriorityArg::Now => Ok(Priority::Immediate),
+            PriorityArg::PowerSaving => Ok(Priority::PowerSaving),
+            PriorityArg::Lowest => bail!("--priority 1: only the HTTP/2 transport has it (see --api)"),
+        }
+    }
+
+    /// `--priority` as `apns-priority` carries it.
+    pub(crate) fn http2_priority(&self) -> u8 {
+        match self.priority {
+            PriorityArg::Now => 10,
+            PriorityArg::PowerSaving => 5,
+            PriorityArg::Lowest => 1,
         }
     }
 
@@ -151,16 +172,24 @@ impl MessageArgs {
 /// # Errors
 /// Anything that stops the run from happening (exit status 2).
 pub fn run(args: SendArgs, global: &Global) -> anyhow::Result<Exit> {
+    let api = args.http2.api(args.gateway.gateway.as_deref());
+    Http2Args::check_flags(api)?;
     let command = args.message.command();
-    let shared_payload = args.message.payload()?;
+    let (shared_payload, payload_limit) = match api {
+        ApiArg::Binary => (args.message.payload()?, command.payload_limit()),
+        ApiArg::Http2 => {
+            let limit = args.http2.payload_limit();
+            (args.message.payload_within(limit, "HTTP/2")?, limit)
+        }
+    };
     let expiry = args.message.expiry()?;
-    if command == Command::Enhanced && args.message.priority != PriorityArg::Now {
+    if api == ApiArg::Binary && command == Command::Enhanced && args.message.priority != PriorityArg::Now {
         log::warn!("--priority is ignored with --format 1 (the enhanced format has no priority)");
     }
-    let gateway = args.gateway.resolve(Service::Push)?;
+    let gateway = args.gateway.resolve(if api == ApiArg::Http2 { Service::Http2 } else { Service::Push })?;
     let options = ReaderOptions {
         dedup: !args.no_dedup,
-        payload_limit: command.payload_limit(),
+        payload_limit,
         partition: args.partition,
         ..ReaderOptions::default()
     };
@@ -174,13 +203,19 @@ pub fn run(args: SendArgs, global: &Global) -> anyhow::Result<Exit> {
         _ => None,
     };
     let outputs = Outputs::create(&args.outputs)?;
-    let tls = args.tls.load()?;
+    let tls = match api {
+        ApiArg::Http2 if args.http2.auth_key.is_some() => args.tls.load_optional()?,
+        _ => args.tls.load()?,
+    };
     let mut config = SendConfig::new(gateway.clone(), tls, Arc::<[u8]>::from(shared_payload));
     config.command = command;
     config.expiry = expiry;
-    config.priority = args.message.priority();
     config.skip_lines = settled_before;
     args.tuning.apply(&mut config)?;
+    match api {
+        ApiArg::Binary => config.priority = args.message.priority()?,
+        ApiArg::Http2 => config.http2 = Some(args.http2.config(args.message.http2_priority())?),
+    }
     let job = Job { config, input, options, outputs, total: None };
     let outcome = blast::execute(job, global).map_err(|e| args.gateway.hint(e))?;
     let title = match args.partition {

@@ -7,7 +7,7 @@
 //! exports have none), then a prompt on the terminal if there is one.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -18,9 +18,10 @@ use apnsblast::tls::{ClientIdentity, TlsConfig, TlsError};
 #[derive(Debug, Args)]
 pub struct TlsArgs {
     /// Provider certificate: PKCS#12 (.p12), or PEM holding the certificate
-    /// (and the key, unless --key is given)
+    /// (and the key, unless --key is given). Required, except over HTTP/2
+    /// with token authentication (--auth-key)
     #[arg(long, value_name = "FILE")]
-    pub cert: PathBuf,
+    pub cert: Option<PathBuf>,
     /// PEM private key, when --cert holds only the certificate
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
@@ -44,26 +45,46 @@ impl TlsArgs {
     /// # Errors
     /// One line naming the file and what is wrong with it.
     pub fn load(&self) -> anyhow::Result<TlsConfig> {
+        self.load_with(true)
+    }
+
+    /// As [`TlsArgs::load`], where a certificate is optional (token
+    /// authentication): without `--cert` the client presents none.
+    ///
+    /// # Errors
+    /// As [`TlsArgs::load`].
+    pub fn load_optional(&self) -> anyhow::Result<TlsConfig> {
+        self.load_with(false)
+    }
+
+    fn load_with(&self, required: bool) -> anyhow::Result<TlsConfig> {
         for ca in &self.ca {
             if !ca.is_file() {
                 bail!("--ca {}: no such file", ca.display());
             }
         }
-        check_key_use(self);
-        let identity = self.identity()?;
-        log::info!("certificate {:?}, valid until {}", identity.subject(), identity.not_after());
+        let identity = match &self.cert {
+            Some(cert) => {
+                check_key_use(self, cert);
+                let identity = self.identity(cert)?;
+                log::info!("certificate {:?}, valid until {}", identity.subject(), identity.not_after());
+                Some(identity)
+            }
+            None if required => bail!("--cert FILE: the provider certificate is required"),
+            None => None,
+        };
         if self.insecure {
             warn_insecure();
         }
         Ok(TlsConfig {
-            identity: Some(identity),
+            identity,
             extra_roots: self.ca.clone(),
             danger_accept_invalid_certs: self.insecure,
         })
     }
 
-    fn identity(&self) -> anyhow::Result<ClientIdentity> {
-        let (cert, key) = (self.cert.as_path(), self.key.as_deref());
+    fn identity(&self, cert: &Path) -> anyhow::Result<ClientIdentity> {
+        let key = self.key.as_deref();
         if let Some(var) = &self.cert_password_env {
             let password = std::env::var(var).map_err(|e| match e {
                 std::env::VarError::NotPresent => {
@@ -119,10 +140,10 @@ pub fn warn_insecure() {
 }
 
 /// A key given beside a PKCS#12 file is not used: worth a warning.
-fn check_key_use(args: &TlsArgs) {
+fn check_key_use(args: &TlsArgs, cert: &Path) {
     if let Some(key) = &args.key
-        && args.cert.extension().is_some_and(|e| e.eq_ignore_ascii_case("p12") || e.eq_ignore_ascii_case("pfx"))
+        && cert.extension().is_some_and(|e| e.eq_ignore_ascii_case("p12") || e.eq_ignore_ascii_case("pfx"))
     {
-        log::warn!("--key {}: ignored, the key comes from the PKCS#12 file {}", key.display(), args.cert.display());
+        log::warn!("--key {}: ignored, the key comes from the PKCS#12 file {}", key.display(), cert.display());
     }
 }

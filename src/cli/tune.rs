@@ -210,7 +210,7 @@ pub fn run(mut args: TuneArgs, global: &Global) -> anyhow::Result<Exit> {
     let mut base = SendConfig::new(gateway.clone(), tls, Arc::<[u8]>::from(payload));
     base.command = command;
     base.expiry = args.message.expiry()?;
-    base.priority = args.message.priority();
+    base.priority = args.message.priority()?;
     args.tuning.apply(&mut base)?;
     let against = if real { gateway.clone() } else { format!("the bundled mock gateway at {gateway}") };
     if !global.quiet {

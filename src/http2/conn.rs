@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use super::answer::parse_body;
 use super::connect::connect;
 use super::link::{Authorization, H2Link};
-use super::state::{Answer, Followup, H2State, Ticket};
+use super::state::{Answer, Followup, H2State};
 use crate::backoff::Backoff;
 use crate::binary::shard::Item;
 use crate::handoff::{Event, Inbox, Wake};

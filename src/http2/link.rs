@@ -1,22 +1,18 @@
 //! How an HTTP/2 shard reaches the gateway: the settings every connection
 //! of the run shares, and the one request template they all fill in.
 
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use http::uri::{Authority, Scheme, Uri};
 use http::{HeaderMap, Method, Request};
 
 use super::jwt::{ProviderToken, Token};
-use super::request::{Headers, apns_id_value};
+use super::request::{APNS_ID, Headers, apns_id_value};
 use crate::session::Policy;
 use crate::token::DeviceToken;
-
-/// The `apns-id` header.
-const APNS_ID: HeaderName = HeaderName::from_static("apns-id");
 
 /// What every HTTP/2 shard of a run shares.
 #[derive(Debug, Clone)]
@@ -94,9 +90,7 @@ impl H2Link {
         auth: Option<&Authorization>,
         path: &mut String,
     ) -> Request<()> {
-        path.clear();
-        path.push_str("/3/device/");
-        let _ = write!(path, "{token}");
+        super::request::path(token, path);
         let mut parts = http::uri::Parts::default();
         parts.scheme = Some(Scheme::HTTPS);
         parts.authority = Some(self.authority.clone());
@@ -105,7 +99,7 @@ impl H2Link {
         *request.method_mut() = Method::POST;
         *request.uri_mut() = Uri::from_parts(parts).unwrap_or_default();
         let headers: &mut HeaderMap = request.headers_mut();
-        self.headers.fill(headers);
+        self.headers.apply(headers);
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let mut id = [0u8; 36];
         if let Ok(value) = HeaderValue::from_str(apns_id_value(apns_id, &mut id)) {
