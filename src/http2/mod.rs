@@ -1,4 +1,11 @@
 //! Apple's HTTP/2 provider API.
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`key`] | the `.p8` auth key |
+//! | [`jwt`] | the provider token (ES256 JWT) every connection shares |
+//! | [`answer`] | Apple's statuses and reasons, and what each means for a notification |
 
+pub mod answer;
 pub mod jwt;
 pub mod key;
