@@ -4,8 +4,10 @@
 //! |---|---|
 //! | [`key`] | the `.p8` auth key |
 //! | [`jwt`] | the provider token (ES256 JWT) every connection shares |
+//! | [`request`] | the run's shared headers, the path and `apns-id` of each request |
 //! | [`answer`] | Apple's statuses and reasons, and what each means for a notification |
 
 pub mod answer;
 pub mod jwt;
 pub mod key;
+pub mod request;
