@@ -1,8 +1,8 @@
 //! Conservation under random answers, losses and cancels: every line pushed
 //! ends exactly once, and the counters agree with the outcomes.
 
-use std::time::Duration;
-use std::time::Instant;
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 
@@ -60,7 +60,9 @@ proptest! {
         let mut s = state(n, max_tries);
         s.finish_input();
         let mut now = Instant::now();
-        let (mut open, mut answered_once): (Vec<Ticket>, Vec<Ticket>) = (vec![], vec![]);
+        let (mut open, mut answered_once): (Vec<(Ticket, u64)>, Vec<Ticket>) = (vec![], vec![]);
+        // Lines sent and never answered at least once: the model of "in doubt".
+        let mut doubted = BTreeSet::new();
         let mut sends = 0u64;
         for (i, step) in steps.into_iter().enumerate() {
             if cancel_at == Some(i) {
@@ -69,14 +71,17 @@ proptest! {
             match step {
                 Step::Send(k) => {
                     for _ in 0..k {
-                        let Some((_, ticket, _)) = send(&mut s, now) else { break };
-                        open.push(ticket);
+                        let Some((line, ticket, _)) = send(&mut s, now) else { break };
+                        open.push((ticket, line));
                         sends += 1;
                     }
                 }
                 Step::Answer(_, _) if open.is_empty() => {}
                 Step::Answer(i, answer) => {
-                    let ticket = open.swap_remove(i % open.len());
+                    let (ticket, line) = open.swap_remove(i % open.len());
+                    if answer == Answer::InDoubt {
+                        doubted.insert(line);
+                    }
                     s.on_answer(ticket, answer, now);
                     answered_once.push(ticket);
                 }
@@ -88,13 +93,15 @@ proptest! {
                 }
                 Step::Lost => {
                     s.on_connection_lost(now);
-                    answered_once.append(&mut open);
+                    doubted.extend(open.iter().map(|(_, line)| *line));
+                    answered_once.extend(open.drain(..).map(|(ticket, _)| ticket));
                 }
                 Step::Later(ms) => now += Duration::from_millis(ms),
             }
             prop_assert_eq!(s.in_flight(), open.len());
         }
         s.on_connection_lost(now);
+        doubted.extend(open.iter().map(|(_, line)| *line));
         s.abandon(Reason::Interrupted);
         prop_assert!(!s.has_work());
 
@@ -117,8 +124,19 @@ proptest! {
         prop_assert!(r.possibly_duplicated <= r.accepted);
         prop_assert_eq!(r.frames_written, sends);
         prop_assert!(r.resent <= r.frames_written);
-        for o in outcomes.iter().filter(|o| o.state == State::Unsent) {
-            prop_assert!(!o.item.doubt, "what may have been delivered is never called unsent");
+        for o in &outcomes {
+            prop_assert_eq!(o.item.doubt, doubted.contains(&o.item.line), "line {}", o.item.line);
+            if o.state == State::Unsent {
+                prop_assert!(!o.item.doubt, "what may have been delivered is never called unsent");
+            }
+            if o.reason == Reason::Interrupted && o.state == State::Unconfirmed {
+                prop_assert!(o.item.doubt, "unconfirmed by abandon only when it may have been delivered");
+            }
         }
+        let rejected: BTreeSet<u64> =
+            outcomes.iter().filter(|o| o.state == State::Rejected).map(|o| o.item.line).collect();
+        let accepted_in_doubt =
+            settled.iter().filter(|l| !rejected.contains(l) && doubted.contains(l)).count() as u64;
+        prop_assert_eq!(r.possibly_duplicated, accepted_in_doubt);
     }
 }
