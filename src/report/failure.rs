@@ -6,6 +6,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::binary::frame::Status;
+use crate::http2::answer::ApnsReason;
 use crate::input::SkipReason;
 
 /// The fate of one token that was not accepted, as written to a failure list.
@@ -63,6 +64,29 @@ pub enum Reason {
     EveryShardStopped,
     /// The input line was not a usable token.
     Skipped(SkipReason),
+    /// An HTTP/2 gateway rejected it for good.
+    Http2Rejected {
+        /// The HTTP status.
+        status: u16,
+        /// Apple's reason, when the answer gave one.
+        reason: Option<ApnsReason>,
+        /// When Apple last saw the token valid (ms since the epoch; 410 only).
+        unregistered_at: Option<u64>,
+    },
+    /// An HTTP/2 gateway answered "later" (429, 500, 503 …) to every one of
+    /// `tries` sends: given up as unconfirmed.
+    Http2GaveUp {
+        /// Sends made.
+        tries: u32,
+        /// The last answer: status and reason, as in `503 ServiceUnavailable`.
+        last: String,
+    },
+    /// Sent `tries` times over HTTP/2 and never answered (the connection
+    /// dropped, or the answer timed out): given up as unconfirmed.
+    Http2InDoubt {
+        /// Sends made.
+        tries: u32,
+    },
 }
 
 impl Reason {
@@ -70,6 +94,14 @@ impl Reason {
     pub fn status(&self) -> Option<Status> {
         match self {
             Reason::Rejected(status) => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// When Apple last saw the token valid, for an HTTP/2 410 (ms since the epoch).
+    pub fn unregistered_at(&self) -> Option<u64> {
+        match self {
+            Reason::Http2Rejected { unregistered_at, .. } => *unregistered_at,
             _ => None,
         }
     }
@@ -88,6 +120,13 @@ impl fmt::Display for Reason {
             Reason::NotSent => f.write_str("not sent"),
             Reason::EveryShardStopped => f.write_str("not sent: every shard had stopped"),
             Reason::Skipped(skip) => skip.fmt(f),
+            Reason::Http2Rejected { reason: Some(reason), .. } => reason.fmt(f),
+            Reason::Http2Rejected { status: 410, reason: None, .. } => f.write_str("Unregistered"),
+            Reason::Http2Rejected { status, reason: None, .. } => write!(f, "HTTP status {status}"),
+            Reason::Http2GaveUp { tries, last } => write!(f, "gave up after {tries} tries; last: {last}"),
+            Reason::Http2InDoubt { tries } => {
+                write!(f, "no answer after {tries} tries: may or may not have been delivered")
+            }
         }
     }
 }
@@ -118,6 +157,10 @@ pub struct Failure {
     /// The gateway's status, for rejected tokens (written as its code).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<Status>,
+    /// When Apple last saw the token valid, for an HTTP/2 410 (ms since the
+    /// epoch): delete the token unless the device registered it again since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unregistered_at: Option<u64>,
     /// Why, in words: a [`Reason`] as text, so that a list written by any
     /// version reads back.
     pub reason: String,
@@ -125,9 +168,17 @@ pub struct Failure {
 
 impl Failure {
     /// The failure line of a token from input line `line` that ended in
-    /// `state` for `reason`; the status comes from the reason.
+    /// `state` for `reason`; the status and the time of unregistration come
+    /// from the reason.
     pub fn new(line: u64, token: String, state: State, reason: &Reason) -> Failure {
-        Failure { line, token, state, status: reason.status(), reason: reason.to_string() }
+        Failure {
+            line,
+            token,
+            state,
+            status: reason.status(),
+            unregistered_at: reason.unregistered_at(),
+            reason: reason.to_string(),
+        }
     }
 }
 

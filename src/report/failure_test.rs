@@ -1,4 +1,5 @@
 use super::*;
+use crate::http2::answer::ApnsReason;
 use crate::payload::PayloadError;
 use crate::token::TokenError;
 
@@ -34,6 +35,29 @@ fn every_reason_reads_as_the_failure_lists_have_always_said() {
         ),
         (Reason::Skipped(SkipReason::NotUtf8), "line is not UTF-8"),
         (Reason::Skipped(SkipReason::TooLong { limit: 65536 }), "line is longer than 65536 bytes"),
+        (
+            Reason::Http2Rejected { status: 400, reason: Some(ApnsReason::BadDeviceToken), unregistered_at: None },
+            "BadDeviceToken",
+        ),
+        (
+            Reason::Http2Rejected { status: 410, reason: Some(ApnsReason::Unregistered), unregistered_at: Some(5) },
+            "Unregistered",
+        ),
+        (Reason::Http2Rejected { status: 410, reason: None, unregistered_at: None }, "Unregistered"),
+        (Reason::Http2Rejected { status: 400, reason: None, unregistered_at: None }, "HTTP status 400"),
+        (
+            Reason::Http2Rejected {
+                status: 400,
+                reason: Some(ApnsReason::Other("BrandNew".into())),
+                unregistered_at: None,
+            },
+            "BrandNew",
+        ),
+        (
+            Reason::Http2GaveUp { tries: 5, last: "503 ServiceUnavailable".into() },
+            "gave up after 5 tries; last: 503 ServiceUnavailable",
+        ),
+        (Reason::Http2InDoubt { tries: 5 }, "no answer after 5 tries: may or may not have been delivered"),
     ];
     for (reason, text) in table {
         assert_eq!(reason.to_string(), text, "{reason:?}");
@@ -52,6 +76,10 @@ fn only_a_rejection_carries_a_status() {
     assert_eq!(Reason::Rejected(Status::MissingTopic).status(), Some(Status::MissingTopic));
     assert_eq!(Reason::Interrupted.status(), None);
     assert_eq!(Reason::Skipped(SkipReason::Duplicate).status(), None);
+    let gone = Reason::Http2Rejected { status: 410, reason: Some(ApnsReason::Unregistered), unregistered_at: Some(7) };
+    assert_eq!(gone.status(), None, "the status is the binary gateway's, for now");
+    assert_eq!(gone.unregistered_at(), Some(7));
+    assert_eq!(Reason::Rejected(Status::InvalidToken).unregistered_at(), None);
 }
 
 /// Each failure, its line in the format every earlier version wrote.
@@ -74,6 +102,21 @@ fn cases() -> Vec<(Failure, String)> {
         (
             Failure::new(2, "<nope>".into(), State::Skipped, &Reason::Skipped(SkipReason::NotUtf8)),
             r#"{"line":2,"token":"<nope>","state":"skipped","reason":"line is not UTF-8"}"#.to_owned(),
+        ),
+        (
+            Failure::new(
+                11,
+                HEX.into(),
+                State::Rejected,
+                &Reason::Http2Rejected {
+                    status: 410,
+                    reason: Some(ApnsReason::Unregistered),
+                    unregistered_at: Some(1_700_000_000_123),
+                },
+            ),
+            format!(
+                r#"{{"line":11,"token":"{HEX}","state":"rejected","unregistered_at":1700000000123,"reason":"Unregistered"}}"#
+            ),
         ),
     ]
 }
