@@ -8,12 +8,12 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::Args;
 
+use apnsblast::http2::config::Http2Config;
+use apnsblast::http2::jwt::{AuthKey, ProviderToken};
 use apnsblast::input::ReaderOptions;
 use apnsblast::report::Report;
 use apnsblast::run::SendConfig;
 use apnsblast::tls::{ClientIdentity, TlsConfig};
-use apnsblast::http2::config::Http2Config;
-use apnsblast::http2::jwt::{AuthKey, ProviderToken};
 use mock_gateway::{Config, Gateway, Handle, Http2Gateway, Pki, Stats};
 
 use super::blast::{self, Job};
@@ -97,7 +97,14 @@ struct Rejected {
 }
 
 /// Prints the report beside the mock's counts and the agreement line.
-fn finish(report: &Report, stats: &Stats, rejected: &Rejected, connections: u64, exit: Exit, global: &Global) -> anyhow::Result<Exit> {
+fn finish(
+    report: &Report,
+    stats: &Stats,
+    rejected: &Rejected,
+    connections: u64,
+    exit: Exit,
+    global: &Global,
+) -> anyhow::Result<Exit> {
     let agree = agreement(report, stats, rejected);
     if !global.quiet {
         print!("{}", side_by_side(report, stats, rejected, connections));
@@ -151,7 +158,11 @@ fn http2(
     let stats = gw.stop();
     let outcome = outcome?;
     let exit = blast::conclude(&outcome, global, "apnsblast demo: the report");
-    let rejected = Rejected { label: "rejected: BadDeviceToken", key: "BadDeviceToken", mock: stats.rejected_for("BadDeviceToken") };
+    let rejected = Rejected {
+        label: "rejected: BadDeviceToken",
+        key: "BadDeviceToken",
+        mock: stats.rejected_for("BadDeviceToken"),
+    };
     finish(&outcome.report, &stats, &rejected, stats.connections, exit, global)
 }
 

@@ -84,8 +84,8 @@ impl PushTypeArg {
 #[derive(Debug, Args)]
 pub struct Http2Args {
     /// Transport: Apple's HTTP/2 provider API, or the binary protocol. Default:
-    /// http2 for Apple's hosts (no --gateway) and gateways on port 443 or
-    /// 2197; binary for any other port
+    /// http2 for Apple's hosts (no --gateway), gateways on port 443 or 2197,
+    /// and runs given an HTTP/2 flag (such as --auth-key); binary otherwise
     #[arg(long, value_enum)]
     pub api: Option<ApiArg>,
     /// Token authentication: Apple's .p8 key file (AuthKey_KEYID.p8); its key
@@ -120,6 +120,9 @@ impl Http2Args {
     pub fn api(&self, gateway: Option<&str>) -> ApiArg {
         if let Some(api) = self.api {
             return api;
+        }
+        if HTTP2_ONLY.iter().any(|(id, _)| given(id)) {
+            return ApiArg::Http2;
         }
         let Some(gateway) = gateway else { return ApiArg::Http2 };
         let (host, port) = match gateway.rsplit_once(':') {

@@ -187,12 +187,8 @@ pub fn run(args: SendArgs, global: &Global) -> anyhow::Result<Exit> {
         log::warn!("--priority is ignored with --format 1 (the enhanced format has no priority)");
     }
     let gateway = args.gateway.resolve(if api == ApiArg::Http2 { Service::Http2 } else { Service::Push })?;
-    let options = ReaderOptions {
-        dedup: !args.no_dedup,
-        payload_limit,
-        partition: args.partition,
-        ..ReaderOptions::default()
-    };
+    let options =
+        ReaderOptions { dedup: !args.no_dedup, payload_limit, partition: args.partition, ..ReaderOptions::default() };
     let input = tokens::open(&args.tokens, args.strict_input, &options)?;
     let settled_before = match &args.outputs.journal {
         Some(path) if path.exists() => {

@@ -76,11 +76,7 @@ impl TlsArgs {
         if self.insecure {
             warn_insecure();
         }
-        Ok(TlsConfig {
-            identity,
-            extra_roots: self.ca.clone(),
-            danger_accept_invalid_certs: self.insecure,
-        })
+        Ok(TlsConfig { identity, extra_roots: self.ca.clone(), danger_accept_invalid_certs: self.insecure })
     }
 
     fn identity(&self, cert: &Path) -> anyhow::Result<ClientIdentity> {

@@ -7,9 +7,19 @@
 //! | [`request`] | the run's shared headers, the path and `apns-id` of each request |
 //! | [`answer`] | Apple's statuses and reasons, and what each means for a notification |
 //! | [`state`] | the sans-I/O state of one connection thread: what to send, what an answer settles |
+//! | [`config`] | the transport's settings ([`config::Http2Config`]) |
+//! | `link` | what every connection of a run shares, and the request it fills in per notification |
+//! | `connect` | TCP, TLS with ALPN `h2`, and the HTTP/2 handshake |
+//! | `conn` | the I/O driver of one shard: a current-thread tokio runtime around [`state::H2State`] |
+//! | `probe` | the gateway check before any token is read |
 
 pub mod answer;
+pub mod config;
+pub(crate) mod conn;
+mod connect;
 pub mod jwt;
 pub mod key;
+pub(crate) mod link;
+pub(crate) mod probe;
 pub mod request;
 pub mod state;

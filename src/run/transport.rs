@@ -160,14 +160,9 @@ fn http2(config: &SendConfig, h2: &Http2Config, policy: Policy) -> Result<Transp
     if h2.streams == 0 || h2.max_tries == 0 {
         return Err(Error::Config("streams and tries must be positive".into()));
     }
-    let headers = Headers::new(
-        h2.topic.clone(),
-        h2.push_type,
-        h2.priority,
-        u64::from(config.expiry),
-        h2.collapse_id.clone(),
-    )
-    .map_err(|e| Error::Config(e.to_string()))?;
+    let headers =
+        Headers::new(h2.topic.clone(), h2.push_type, h2.priority, u64::from(config.expiry), h2.collapse_id.clone())
+            .map_err(|e| Error::Config(e.to_string()))?;
     let authority = config
         .gateway
         .parse()
