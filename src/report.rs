@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::binary::frame::Status;
 
-pub use failure::{Failure, Reason, State};
+pub use failure::{Code, Failure, Reason, State};
 
 /// Counts kept by one shard (one TLS connection at a time).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -67,7 +67,7 @@ fn invalid_tokens_are_listed_for_pruning() {
     assert_eq!(failures.len(), bad.len());
     for f in &failures {
         assert_eq!(
-            (f.state, f.status.map(|s| s.code()), f.reason.as_str()),
+            (f.state, f.status.map(|s| s.number()), f.reason.as_str()),
             (State::Rejected, Some(8), "invalid token")
         );
         assert_eq!(line_of[&f.token], f.line, "line number of {}", f.token);

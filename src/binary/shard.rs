@@ -37,8 +37,8 @@ mod write;
 
 use std::sync::Arc;
 
-use crate::binary::frame::{Command, ERROR_RESPONSE_LEN, ErrorResponse, Priority, Status, Template};
-use crate::report::{Reason, ShardReport, State};
+use crate::binary::frame::{Command, ERROR_RESPONSE_LEN, ErrorResponse, Priority, Template};
+use crate::report::{Code, Reason, ShardReport, State};
 use crate::token::DeviceToken;
 use queue::Queue;
 
@@ -110,7 +110,7 @@ pub struct Outcome {
     /// Rejected, unconfirmed or unsent.
     pub state: State,
     /// The status, for rejections.
-    pub status: Option<Status>,
+    pub status: Option<Code>,
     /// Why.
     pub reason: Reason,
 }

@@ -2,6 +2,7 @@
 //! drive a shard for the other tests of the module too.
 
 use super::*;
+use crate::binary::frame::Status;
 
 pub(super) fn spec() -> FrameSpec {
     FrameSpec { command: Command::Items, payload: Arc::from(&b"{}"[..]), expiry: 0, priority: Priority::Immediate }
@@ -106,7 +107,10 @@ fn rejection_rewinds_everything_after_it() {
     assert_eq!(s.report().accepted, 3);
     let out = s.take_outcomes();
     assert_eq!(out.len(), 1);
-    assert_eq!((out[0].item.line, out[0].state, out[0].status), (4, State::Rejected, Some(Status::InvalidToken)));
+    assert_eq!(
+        (out[0].item.line, out[0].state, out[0].status),
+        (4, State::Rejected, Some(Code::Binary(Status::InvalidToken)))
+    );
     assert!(s.has_work());
     s.on_connected();
     let f = drain(&mut s);

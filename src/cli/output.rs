@@ -17,7 +17,7 @@ use tempfile::NamedTempFile;
 
 use apnsblast::frame::Status;
 use apnsblast::journal::JournalWriter;
-use apnsblast::report::{Failure, Report, State};
+use apnsblast::report::{Code, Failure, Report, State};
 use apnsblast::run::{Observer, Progress};
 
 use super::OutputArgs;
@@ -142,7 +142,7 @@ impl Outputs {
             self.failed_count += 1;
         }
         if f.state == State::Rejected
-            && f.status == Some(Status::InvalidToken)
+            && f.status == Some(Code::Binary(Status::InvalidToken))
             && let Some(p) = &mut self.invalid
         {
             writeln!(p.file, "{}", f.token)?;

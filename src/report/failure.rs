@@ -89,11 +89,53 @@ pub enum Reason {
     },
 }
 
+/// The status a gateway gave a rejected token: the binary protocol's status
+/// byte, or the HTTP status of Apple's provider API. Written as its number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    /// A binary error response's status.
+    Binary(Status),
+    /// An HTTP status (400, 410, ...).
+    Http(u16),
+}
+
+impl Code {
+    /// The number written to a failure list.
+    pub fn number(self) -> u16 {
+        match self {
+            Code::Binary(status) => u16::from(status.code()),
+            Code::Http(status) => status,
+        }
+    }
+
+    /// Reads a number written by [`Code::number`]: HTTP statuses are 100 to
+    /// 599; the binary protocol's are below 100, and 128 and 255.
+    pub fn from_number(n: u16) -> Code {
+        match u8::try_from(n) {
+            Ok(byte) if n < 100 || n == 128 || n == 255 => Code::Binary(Status::from_code(byte)),
+            _ => Code::Http(n),
+        }
+    }
+}
+
+impl Serialize for Code {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u16(self.number())
+    }
+}
+
+impl<'de> Deserialize<'de> for Code {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Code, D::Error> {
+        u16::deserialize(deserializer).map(Code::from_number)
+    }
+}
+
 impl Reason {
     /// The gateway's status, for rejections.
-    pub fn status(&self) -> Option<Status> {
+    pub fn status(&self) -> Option<Code> {
         match self {
-            Reason::Rejected(status) => Some(*status),
+            Reason::Rejected(status) => Some(Code::Binary(*status)),
+            Reason::Http2Rejected { status, .. } => Some(Code::Http(*status)),
             _ => None,
         }
     }
@@ -154,9 +196,9 @@ pub struct Failure {
     pub token: String,
     /// What became of it.
     pub state: State,
-    /// The gateway's status, for rejected tokens (written as its code).
+    /// The gateway's status, for rejected tokens (written as its number).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<Status>,
+    pub status: Option<Code>,
     /// When Apple last saw the token valid, for an HTTP/2 410 (ms since the
     /// epoch): delete the token unless the device registered it again since.
     #[serde(default, skip_serializing_if = "Option::is_none")]

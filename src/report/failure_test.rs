@@ -73,11 +73,11 @@ fn a_drivers_words_are_a_stopped_shards_reason() {
 
 #[test]
 fn only_a_rejection_carries_a_status() {
-    assert_eq!(Reason::Rejected(Status::MissingTopic).status(), Some(Status::MissingTopic));
+    assert_eq!(Reason::Rejected(Status::MissingTopic).status(), Some(Code::Binary(Status::MissingTopic)));
     assert_eq!(Reason::Interrupted.status(), None);
     assert_eq!(Reason::Skipped(SkipReason::Duplicate).status(), None);
     let gone = Reason::Http2Rejected { status: 410, reason: Some(ApnsReason::Unregistered), unregistered_at: Some(7) };
-    assert_eq!(gone.status(), None, "the status is the binary gateway's, for now");
+    assert_eq!(gone.status(), Some(Code::Http(410)));
     assert_eq!(gone.unregistered_at(), Some(7));
     assert_eq!(Reason::Rejected(Status::InvalidToken).unregistered_at(), None);
 }
@@ -115,10 +115,19 @@ fn cases() -> Vec<(Failure, String)> {
                 },
             ),
             format!(
-                r#"{{"line":11,"token":"{HEX}","state":"rejected","unregistered_at":1700000000123,"reason":"Unregistered"}}"#
+                r#"{{"line":11,"token":"{HEX}","state":"rejected","status":410,"unregistered_at":1700000000123,"reason":"Unregistered"}}"#
             ),
         ),
     ]
+}
+
+#[test]
+fn binary_and_http_statuses_read_back_as_what_they_were() {
+    for code in
+        [Code::Binary(Status::InvalidToken), Code::Binary(Status::from_code(255)), Code::Http(400), Code::Http(410)]
+    {
+        assert_eq!(Code::from_number(code.number()), code);
+    }
 }
 
 #[test]
@@ -141,6 +150,6 @@ fn failure_lines_read_back_as_written() {
 fn an_undefined_status_code_reads_back_unchanged() {
     let json = format!(r#"{{"line":1,"token":"{HEX}","state":"rejected","status":42,"reason":"undefined status"}}"#);
     let back: Failure = serde_json::from_str(&json).unwrap();
-    assert_eq!(back.status, Some(Status::Other(42)));
+    assert_eq!(back.status, Some(Code::Binary(Status::Other(42))));
     assert_eq!(serde_json::to_string(&back).unwrap(), json);
 }

@@ -144,7 +144,7 @@ pub fn assert_each_token_accounted(report: &Report, failures: &[Failure], gw: &H
     assert_eq!(report.accepted, tokens.len() as u64 - bad - (report.unconfirmed - bad_unconfirmed));
     let rejected: Vec<_> = failures.iter().filter(|f| f.state == State::Rejected).collect();
     assert_eq!(rejected.len() as u64, bad - bad_unconfirmed);
-    assert!(rejected.iter().all(|f| f.status.map(|s| s.code()) == Some(8) && f.reason == "invalid token"));
+    assert!(rejected.iter().all(|f| f.status.map(|s| s.number()) == Some(8) && f.reason == "invalid token"));
 }
 
 /// What one run of the built `apnsblast` binary did.

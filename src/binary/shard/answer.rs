@@ -3,7 +3,7 @@
 
 use crate::binary::frame::{ERROR_RESPONSE_LEN, ErrorResponse, Status};
 use crate::journal::push_line;
-use crate::report::{Reason, State};
+use crate::report::{Code, Reason, State};
 
 use super::{ConnEnd, Item, MAX_STRIKES, Outcome, ShardState};
 
@@ -147,7 +147,10 @@ impl ShardState {
         match state {
             State::Rejected => {
                 push_line(&mut self.settled_lines, item.line);
-                self.report.reject(status.unwrap_or(Status::Unknown));
+                self.report.reject(match status {
+                    Some(Code::Binary(status)) => status,
+                    _ => Status::Unknown,
+                });
             }
             State::Unconfirmed => self.report.unconfirmed += 1,
             State::Unsent => self.report.unsent += 1,

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use apnsblast::frame::{Command, ErrorResponse, Priority, Status};
-use apnsblast::report::State;
+use apnsblast::report::{Code, State};
 use apnsblast::shard::{ConnEnd, FrameSpec, Item, Limits, ShardState};
 use apnsblast::token::DeviceToken;
 
@@ -111,7 +111,7 @@ struct Harness {
     transcript: Vec<u8>,
     pushed: u64,
     settled_lines: Vec<(u64, u64)>,
-    outcomes: Vec<(u64, State, Option<Status>)>,
+    outcomes: Vec<(u64, State, Option<Code>)>,
     /// Lines whose frame was completely written on some connection.
     written: HashSet<u64>,
 }
