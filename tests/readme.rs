@@ -1,5 +1,6 @@
-//! Runs the README's "complete session" line by line, so the commands a new
-//! user copies are the commands that work.
+//! Runs the README's sessions (the binary protocol's "complete session" and
+//! the one over HTTP/2) line by line, so the commands a new user copies are
+//! the commands that work.
 //!
 //! The `cargo build` and `export PATH` lines are this test's own build; the
 //! `mock-gateway ... &` line starts the mock in-process (port 0) with the same
@@ -11,12 +12,15 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use mock_gateway::{Config, Gateway, Handle, Pki};
+use mock_gateway::config::Http2Config;
+use mock_gateway::{Config, Gateway, Handle, Http2Gateway, Pki};
 
-/// The lines of the README block fenced as ```sh session, continuation lines joined.
-fn session() -> Vec<String> {
+/// The lines of the README block fenced as ```sh session (or ```sh
+/// session-http2, ...), continuation lines joined.
+fn session(fence: &str) -> Vec<String> {
     let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
-    let block = readme.split("```sh session\n").nth(1).expect("README has a ```sh session block");
+    let block =
+        readme.split(&format!("```sh {fence}\n")).nth(1).unwrap_or_else(|| panic!("README has a ```sh {fence} block"));
     let block = block.split("\n```").next().unwrap();
     let mut lines = Vec::new();
     let mut current = String::new();
@@ -56,7 +60,7 @@ fn readme_session_runs() {
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     let mut gw: Option<Handle> = None;
     let mut ran = 0;
-    for line in session() {
+    for line in session("session") {
         if line.starts_with("cargo build") || line.starts_with("export PATH") {
             continue;
         }
@@ -98,15 +102,7 @@ fn readme_session_runs() {
                 .replace("localhost:2196", &format!("localhost:{}", g.feedback_addr().unwrap().port())),
             None => line,
         };
-        let out = Command::new("sh").arg("-c").arg(&line).current_dir(dir.path()).env("PATH", &path).output().unwrap();
-        let code = out.status.code();
-        let ok = code == Some(0) || (line.starts_with("apnsblast send") && code == Some(1));
-        assert!(
-            ok,
-            "README line failed ({code:?}): {line}\nstdout: {}\nstderr: {}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        run_line(&line, dir.path(), &path);
         ran += 1;
     }
     assert!(ran >= 8, "the session ran");
@@ -128,4 +124,67 @@ fn readme_session_runs() {
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "0");
     }
+}
+
+/// Runs one line of a session under `sh` in `dir`: exit 0, or 1 for a send
+/// that left tokens unaccepted.
+fn run_line(line: &str, dir: &Path, path: &str) {
+    let out = Command::new("sh").arg("-c").arg(line).current_dir(dir).env("PATH", path).output().unwrap();
+    let code = out.status.code();
+    let ok = code == Some(0) || (line.starts_with("apnsblast send") && code == Some(1));
+    assert!(
+        ok,
+        "README line failed ({code:?}): {line}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn readme_http2_session_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = Path::new(env!("CARGO_BIN_EXE_apnsblast")).parent().unwrap().to_owned();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let mut gw = None;
+    let mut ran = 0;
+    for line in session("session-http2") {
+        if line.starts_with("mock-gateway ") {
+            let pki = Pki::ensure(&dir.path().join(flag(&line, "--certs-dir").unwrap())).unwrap();
+            let rate = |name| flag(&line, name).unwrap().parse().unwrap();
+            let config = Config {
+                bad_rate: rate("--bad-rate"),
+                http2: Http2Config { gone_rate: rate("--gone-rate"), ..Http2Config::default() },
+                ..Config::default()
+            };
+            gw = Some(Http2Gateway::start(&config, &pki, "127.0.0.1:0".parse().unwrap()).unwrap());
+            continue;
+        }
+        if line.starts_with("kill ") {
+            let stats = gw.take().expect("the mock runs").stop();
+            let report: apnsblast::Report =
+                serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap()).unwrap();
+            assert_eq!(report.unaccounted(), 0);
+            assert_eq!(report.accepted, stats.distinct_tokens);
+            let (bad, gone) = (stats.rejected_for("BadDeviceToken"), stats.rejected_for("Unregistered"));
+            assert!(bad > 0 && gone > 0, "{stats:?}");
+            assert_eq!(report.rejected.get("BadDeviceToken").copied(), Some(bad));
+            assert_eq!(report.rejected.get("Unregistered").copied(), Some(gone));
+            let invalid = std::fs::read_to_string(dir.path().join("invalid.txt")).unwrap();
+            assert_eq!(invalid.lines().count() as u64, bad + gone, "invalid tokens: BadDeviceToken and Unregistered");
+            continue;
+        }
+        let program = line.split_whitespace().next().unwrap();
+        if program != "apnsblast" && !have(program) {
+            eprintln!("skipping (no {program} on this machine): {line}");
+            continue;
+        }
+        let port = gw.as_ref().map(|g: &mock_gateway::Http2Handle| g.addr().port());
+        let line = match port {
+            Some(port) => line.replace("localhost:2197", &format!("localhost:{port}")),
+            None => line,
+        };
+        run_line(&line, dir.path(), &path);
+        ran += 1;
+    }
+    assert!(ran >= 3, "the session ran");
 }
