@@ -1,8 +1,13 @@
-//! apnsblast: blast Apple push notifications to million-token lists over the
-//! APNs binary provider protocol, as fast as the wire allows, and account for
-//! every single token.
+//! apnsblast: blast Apple push notifications to million-token lists over
+//! Apple's HTTP/2 provider API or the APNs binary provider protocol, as fast
+//! as the wire allows, and account for every single token.
 //!
-//! The gateway says nothing on success. On the first bad notification it
+//! Over HTTP/2 ([`http2`]) every notification gets an answer, and apnsblast
+//! reads each one: accepted, rejected with Apple's reason, sent again after a
+//! back-off, or (when a connection drops with it open) sent again and
+//! declared possibly duplicated.
+//!
+//! The binary gateway ([`binary`]) says nothing on success. On the first bad notification it
 //! writes a 6-byte error response naming it, closes the connection, and
 //! throws away everything written after it. A sender that does not read that
 //! response silently loses the rest of its batch; one that reads after every
@@ -23,6 +28,9 @@
 //!  a binary shard thread:  binary::conn (I/O: mio + native-tls)
 //!                            ├─ binary::shard::ShardState  what to write, what an answer means
 //!                            └─ session::Session           when to connect, pause, give up
+//!  an HTTP/2 shard thread:  http2::conn (I/O: h2 on a current-thread tokio runtime)
+//!                            ├─ http2::state::H2State      what to send, what an answer settles
+//!                            └─ session::Session           when to connect, pause, give up
 //! ```
 //!
 //! The shared core sits at the top; what is specific to one transport sits
@@ -42,9 +50,37 @@
 //! | [`tls`] | loading the provider certificate, building the TLS client |
 //! | [`error`] | why a run could not start, and why a gateway could not be used |
 //! | [`binary`] | the binary provider protocol: [`frame`], [`shard`], [`conn`], [`feedback`], [`feedback_client`] |
-//! | [`http2`] | Apple's HTTP/2 provider API: [`http2::key`] (the `.p8` key), [`http2::jwt`] (the shared provider token) |
+//! | [`http2`] | Apple's HTTP/2 provider API: the `.p8` key and shared token, request headers, Apple's reasons, the sans-I/O [`http2::state`], the h2 driver, the gateway check |
 //!
-//! # Example
+//! # Example: HTTP/2 with Apple's `.p8` key
+//!
+//! ```no_run
+//! use std::io::BufReader;
+//! use std::sync::Arc;
+//! use apnsblast::http2::config::Http2Config;
+//! use apnsblast::http2::jwt::{AuthKey, ProviderToken};
+//! use apnsblast::input::{ReaderOptions, TokenReader};
+//! use apnsblast::run::{Blaster, SendConfig};
+//! use apnsblast::tls::TlsConfig;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = AuthKey::load("AuthKey_ABC123DEFG.p8".as_ref())?;
+//! let token = ProviderToken::new(key, "ABC123DEFG", "TEAM123456")?;
+//! let payload = apnsblast::payload::alert_payload("Hello", Some(1), None);
+//! let mut config = SendConfig::new("api.push.apple.com:443", TlsConfig::default(), payload);
+//! config.http2 = Some(Http2Config {
+//!     token: Some(Arc::new(token)),
+//!     topic: Some("com.example.app".into()),
+//!     ..Http2Config::default()
+//! });
+//! let tokens = TokenReader::new(BufReader::new(std::fs::File::open("tokens.txt")?), ReaderOptions::default());
+//! let report = Blaster::new(config)?.run(tokens, &mut ())?;
+//! assert_eq!(report.unaccounted(), 0);
+//! println!("{} accepted, rejected by reason: {:?}", report.accepted, report.rejected);
+//! # Ok(()) }
+//! ```
+//!
+//! # Example: the binary protocol with a provider certificate
 //!
 //! ```no_run
 //! use std::io::BufReader;
