@@ -6,9 +6,10 @@
 //! decides what to send.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::backoff::Backoff;
+use crate::backoff::{Backoff, sleep_unless_cancelled};
 use crate::error::{ENVIRONMENT_HINT, GatewayError};
 
 /// How long notifications stay in flight unconfirmed while the input is stalled.
@@ -210,8 +211,39 @@ impl Session {
     }
 
     /// Failed connects in a row so far.
+    #[cfg(test)]
     pub(crate) fn failed_connects(&self) -> u32 {
         self.failed_connects
+    }
+}
+
+/// Runs a gateway check (`attempt`) until it succeeds, retrying as a shard
+/// would after a failed connect: with back-off pauses, until the policy gives
+/// up or `cancel` is set.
+///
+/// # Errors
+/// The last attempt's failure.
+pub(crate) fn check_until_settled(
+    policy: Policy,
+    cancel: &AtomicBool,
+    mut attempt: impl FnMut() -> Result<(), GatewayError>,
+) -> Result<(), GatewayError> {
+    let mut session = Session::new(policy, Backoff::seed_for(usize::MAX));
+    loop {
+        let failure = match attempt() {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        let (after, e) = match session.on_connect_failed(failure) {
+            Next::Retry { after, trouble: Trouble::Connect(e) } => (after, e),
+            Next::GiveUp(Trouble::Connect(e)) => return Err(e),
+            other => unreachable!("a failed connect led to {other:?}"),
+        };
+        if cancel.load(Ordering::Relaxed) {
+            return Err(e);
+        }
+        log::info!("gateway check, attempt {} of {}: {e}", session.failed_connects, session.policy.max_failures);
+        sleep_unless_cancelled(after, cancel);
     }
 }
 

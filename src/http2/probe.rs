@@ -3,7 +3,7 @@
 //! BadDeviceToken, which proves that the connection, the TLS setup and the
 //! credentials work; a 403 names what is wrong with the credentials.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use tokio::time::timeout;
 
@@ -12,9 +12,8 @@ use super::conn::read_answer;
 use super::connect::connect;
 use super::link::H2Link;
 use super::state::Answer;
-use crate::backoff::{Backoff, sleep_unless_cancelled};
 use crate::error::GatewayError;
-use crate::session::{Next, Session, Trouble};
+use crate::session::check_until_settled;
 use crate::token::DeviceToken;
 
 /// Checks that the gateway speaks HTTP/2 and takes the credentials,
@@ -27,25 +26,7 @@ pub(crate) fn probe(link: &H2Link, cancel: &AtomicBool) -> Result<(), GatewayErr
         .enable_all()
         .build()
         .map_err(|source| GatewayError::Io { what: "starting an event loop", source })?;
-    let mut session = Session::new(link.policy, Backoff::seed_for(usize::MAX));
-    loop {
-        let failure = match runtime.block_on(check(link)) {
-            Ok(()) => return Ok(()),
-            Err(e) => e,
-        };
-        match session.on_connect_failed(failure) {
-            Next::Retry { after, trouble } if !cancel.load(Ordering::Relaxed) => {
-                log::info!(
-                    "gateway check, attempt {} of {}: {trouble}",
-                    session.failed_connects(),
-                    link.policy.max_failures
-                );
-                sleep_unless_cancelled(after, cancel);
-            }
-            Next::Retry { trouble: Trouble::Connect(e), .. } | Next::GiveUp(Trouble::Connect(e)) => return Err(e),
-            other => unreachable!("a failed connect led to {other:?}"),
-        }
-    }
+    check_until_settled(link.policy, cancel, || runtime.block_on(check(link)))
 }
 
 /// One connection and one request.

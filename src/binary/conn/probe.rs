@@ -3,17 +3,16 @@
 //! only shows after the handshake, so the handshake alone proves nothing.
 
 use std::io::{Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use mio::{Events, Poll};
 
 use super::connect::{Conn, connect, interrupted, would_block};
 use super::{Link, SOCKET};
-use crate::backoff::{Backoff, sleep_unless_cancelled};
 use crate::binary::frame::{Command, ErrorResponse};
 use crate::error::GatewayError;
-use crate::session::{Next, Session, Trouble};
+use crate::session::check_until_settled;
 
 /// Checks that the gateway is reachable and accepts the certificate,
 /// retrying as a shard would.
@@ -22,31 +21,12 @@ use crate::session::{Next, Session, Trouble};
 /// Why the gateway cannot be used.
 pub(crate) fn probe(link: &Link, command: Command, cancel: &AtomicBool) -> Result<(), GatewayError> {
     let mut poll = Poll::new().map_err(|source| GatewayError::Io { what: "creating a poller", source })?;
-    let mut session = Session::new(link.policy, Backoff::seed_for(usize::MAX));
-    loop {
-        let failure = match connect(link, &mut poll, SOCKET, link.send_buffer) {
-            Ok((mut conn, _)) => match answer(&mut conn, link, &mut poll, command) {
-                Ok(()) => {
-                    let _ = poll.registry().deregister(conn.get_mut());
-                    return Ok(());
-                }
-                Err(e) => e,
-            },
-            Err(e) => e,
-        };
-        match session.on_connect_failed(failure) {
-            Next::Retry { after, trouble } if !cancel.load(Ordering::Relaxed) => {
-                log::info!(
-                    "gateway check, attempt {} of {}: {trouble}",
-                    session.failed_connects(),
-                    link.policy.max_failures
-                );
-                sleep_unless_cancelled(after, cancel);
-            }
-            Next::Retry { trouble: Trouble::Connect(e), .. } | Next::GiveUp(Trouble::Connect(e)) => return Err(e),
-            other => unreachable!("a failed connect led to {other:?}"),
-        }
-    }
+    check_until_settled(link.policy, cancel, || {
+        let (mut conn, _) = connect(link, &mut poll, SOCKET, link.send_buffer)?;
+        let answered = answer(&mut conn, link, &mut poll, command);
+        let _ = poll.registry().deregister(conn.get_mut());
+        answered
+    })
 }
 
 /// Writes one sentinel and waits for the gateway's error response to it.
