@@ -33,6 +33,10 @@ use crate::session::{Fruitless, Next, Session};
 /// The longest a shard waits without looking at its input, its clocks and
 /// the gateway's stream limit.
 const TICK: Duration = Duration::from_millis(50);
+/// A connection quiet this long is sent a PING: it keeps middleboxes from
+/// dropping it, and one that does not answer within the response timeout
+/// is dead.
+const KEEPALIVE: Duration = Duration::from_secs(60);
 
 /// Wakes an HTTP/2 shard waiting on its runtime. A wake while it is busy
 /// leaves a permit, so its next wait returns at once.
@@ -98,7 +102,7 @@ async fn shard(
         let attempt = connect(link).await;
         state.report_mut().connect_s += connecting.elapsed().as_secs_f64();
         let next = match attempt {
-            Ok((sender, connection)) => {
+            Ok((sender, mut connection)) => {
                 let report = state.report_mut();
                 report.connections += 1;
                 if report.connections > 1 {
@@ -106,13 +110,14 @@ async fn shard(
                 }
                 session.on_connected(Duration::ZERO);
                 let answered = state.answered();
+                let ping = connection.ping_pong();
                 let task = tokio::spawn(async move {
                     if let Err(e) = connection.await {
                         // A GOAWAY's reason (Apple's JSON) is only in the text.
                         log::info!("HTTP/2 connection ended: {e}");
                     }
                 });
-                let end = drive(state, link, inbox, bell, events, sender).await;
+                let end = drive(state, link, inbox, bell, events, sender, ping).await;
                 task.abort();
                 state.on_connection_lost(Instant::now());
                 session.on_connection_end(if state.answered() > answered { Ok(()) } else { Err(end) })
@@ -156,11 +161,14 @@ async fn drive(
     bell: &Notify,
     events: &Sender<Event>,
     mut sender: h2::client::SendRequest<bytes::Bytes>,
+    mut ping: Option<h2::PingPong>,
 ) -> Fruitless {
     let mut answers = FuturesUnordered::new();
     let mut auth: Option<Authorization> = None;
     let mut path = String::with_capacity(80);
     let mut last_answer = Instant::now();
+    // The last sign of life from the gateway: an answer or a PONG.
+    let mut heard = Instant::now();
     let mut last_report = Instant::now();
     let mut sent = 0u64;
     // Sending here is over: the gateway is shutting down or the connection broke.
@@ -222,6 +230,18 @@ async fn drive(
             );
             return Fruitless::Closed;
         }
+        if answers.is_empty()
+            && heard.elapsed() >= KEEPALIVE
+            && let Some(ping) = ping.as_mut()
+        {
+            match tokio::time::timeout(link.response_timeout, ping.ping(h2::Ping::opaque())).await {
+                Ok(Ok(_)) => heard = Instant::now(),
+                _ => {
+                    log::info!("shard {}: the gateway did not answer a PING; reconnecting", state.report().shard);
+                    return Fruitless::Closed;
+                }
+            }
+        }
         let due = state.next_due().map(|at| at.saturating_duration_since(Instant::now()));
         let listening = state.wants_input();
         if listening {
@@ -236,6 +256,7 @@ async fn drive(
         tokio::select! {
             Some((ticket, result)) = answers.next(), if !answers.is_empty() => {
                 last_answer = Instant::now();
+                heard = last_answer;
                 match state.on_answer(ticket, result, last_answer) {
                     Followup::None => {}
                     Followup::RenewToken => renew(link, &mut auth),
