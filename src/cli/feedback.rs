@@ -9,12 +9,13 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use clap::Args;
 
 use apnsblast::feedback::FeedbackTuple;
 use apnsblast::feedback_client;
 
+use super::http2args::{ApiArg, is_http2_gateway};
 use super::tlsargs::TlsArgs;
 use super::{Exit, GatewayArgs, Global, Secs, Service};
 
@@ -33,13 +34,26 @@ pub struct FeedbackArgs {
     /// --sandbox), or the one --gateway names.
     #[command(flatten, next_help_heading = "Service")]
     pub gateway: GatewayArgs,
+    /// Transport: the feedback service is the binary protocol's; over
+    /// HTTP/2 there is none (410 Unregistered answers to `send` replace it)
+    #[arg(long, value_enum, default_value_t = ApiArg::Binary, help_heading = "Service")]
+    pub api: ApiArg,
 }
+
+/// Why `feedback` has nothing to do over HTTP/2, in one line.
+const NO_HTTP2_FEEDBACK: &str = "feedback: Apple's HTTP/2 provider API has no feedback service; its 410 \
+                                 Unregistered answers replace it: `send --api http2 --invalid-tokens FILE` lists \
+                                 those tokens (and BadDeviceToken ones), `--failed FILE` gives each its \
+                                 unregistered_at";
 
 /// Runs `feedback`.
 ///
 /// # Errors
 /// The certificate, the output file or the service failed.
 pub fn run(args: FeedbackArgs, global: &Global) -> anyhow::Result<Exit> {
+    if args.api == ApiArg::Http2 || args.gateway.gateway.as_deref().is_some_and(is_http2_gateway) {
+        bail!(NO_HTTP2_FEEDBACK);
+    }
     let gateway = args.gateway.resolve(Service::Feedback)?;
     let out = match &args.out {
         Some(path) => Some(File::create(path).with_context(|| format!("--out {}: cannot create", path.display()))?),

@@ -91,6 +91,7 @@ impl GatewayArgs {
             }
             Some(GatewayError::Refused { .. }) => "a development (sandbox) certificate needs --sandbox",
             Some(GatewayError::Untrusted(_)) => "the server's certificate is not trusted: give its CA with --ca FILE",
+            Some(GatewayError::NoHttp2) => "a gateway of the binary protocol takes --api binary",
             _ => return e,
         };
         anyhow::anyhow!("{e:#}; hint: {hint}")
@@ -130,5 +131,6 @@ mod tests {
         let untrusted = failed(GatewayError::Untrusted("certificate verify failed".into()));
         assert!(hinted(args(None, false), untrusted.context("trial 1")).ends_with("give its CA with --ca FILE"));
         assert!(!hinted(args(None, false), failed(GatewayError::NoAddress)).contains("hint"));
+        assert!(hinted(args(Some("gw:1"), false), failed(GatewayError::NoHttp2)).ends_with("takes --api binary"));
     }
 }

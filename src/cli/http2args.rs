@@ -16,6 +16,9 @@ use super::given;
 /// Apple's HTTP/2 ports: a gateway on one of these speaks the provider API.
 const HTTP2_PORTS: [u16; 2] = [443, 2197];
 
+/// The longest `apns-collapse-id` Apple takes, in bytes.
+const MAX_COLLAPSE_ID: usize = 64;
+
 /// Flags that only the binary transport takes, by clap id and as typed.
 pub const BINARY_ONLY: [(&str, &str); 9] = [
     ("format", "--format"),
@@ -124,16 +127,9 @@ impl Http2Args {
         if HTTP2_ONLY.iter().any(|(id, _)| given(id)) {
             return ApiArg::Http2;
         }
-        let Some(gateway) = gateway else { return ApiArg::Http2 };
-        let (host, port) = match gateway.rsplit_once(':') {
-            Some((host, port)) if !host.ends_with(':') => (host, port.parse::<u16>().ok()),
-            _ => (gateway, None),
-        };
-        let apples_api = host.starts_with("api.") && host.ends_with(".push.apple.com");
-        match port {
-            Some(p) if HTTP2_PORTS.contains(&p) => ApiArg::Http2,
-            None if apples_api => ApiArg::Http2,
-            _ => ApiArg::Binary,
+        match gateway {
+            Some(gateway) if !is_http2_gateway(gateway) => ApiArg::Binary,
+            _ => ApiArg::Http2,
         }
     }
 
@@ -162,6 +158,11 @@ impl Http2Args {
     /// # Errors
     /// An unreadable or wrong key, ids Apple would refuse, a missing topic.
     pub fn config(&self, priority: u8) -> anyhow::Result<Http2Config> {
+        if let Some(id) = &self.collapse_id
+            && id.len() > MAX_COLLAPSE_ID
+        {
+            bail!("--collapse-id: {} bytes long; Apple takes at most {MAX_COLLAPSE_ID}", id.len());
+        }
         let token = match &self.auth_key {
             Some(path) => Some(Arc::new(self.provider_token(path)?)),
             None => None,
@@ -181,15 +182,33 @@ impl Http2Args {
     }
 
     fn provider_token(&self, path: &Path) -> anyhow::Result<ProviderToken> {
-        let key = AuthKey::load(path)?;
+        // The key's error names the file and says what it holds; its
+        // Display already ends with the cause, so the chain is left out.
+        let key = AuthKey::load(path).map_err(|e| anyhow::anyhow!("--auth-key: {e}"))?;
         let key_id = match &self.key_id {
             Some(id) => id.clone(),
             None => key_id_of(path).with_context(|| {
                 format!("--auth-key {}: give --key-id (the file is not named AuthKey_KEYID.p8)", path.display())
             })?,
         };
-        let Some(team_id) = &self.team_id else { bail!("--team-id: required with --auth-key") };
+        let Some(team_id) = &self.team_id else {
+            bail!("--team-id: required with --auth-key (your Apple Developer team id)")
+        };
         ProviderToken::new(key, &key_id, team_id).map_err(|e| anyhow::anyhow!("--auth-key {}: {e}", path.display()))
+    }
+}
+
+/// Whether `gateway` (`HOST[:PORT]`) is an HTTP/2 provider API: one of
+/// Apple's HTTP/2 ports, or Apple's API host without a port.
+pub fn is_http2_gateway(gateway: &str) -> bool {
+    let (host, port) = match gateway.rsplit_once(':') {
+        Some((host, port)) if !host.ends_with(':') => (host, port.parse::<u16>().ok()),
+        _ => (gateway, None),
+    };
+    let apples_api = host.starts_with("api.") && host.ends_with(".push.apple.com");
+    match port {
+        Some(p) => HTTP2_PORTS.contains(&p),
+        None => apples_api,
     }
 }
 
@@ -227,6 +246,7 @@ mod tests {
         assert_eq!(a.api(Some("api.sandbox.push.apple.com")), ApiArg::Http2, "Apple's API host without a port");
         assert_eq!(a.api(Some("relay.example")), ApiArg::Binary);
         assert_eq!(args(Some(ApiArg::Binary)).api(Some("localhost:443")), ApiArg::Binary, "--api decides");
+        assert!(is_http2_gateway("[::1]:2197") && !is_http2_gateway("[::1]:2196"));
     }
 
     #[test]

@@ -298,8 +298,8 @@ pub struct OutputArgs {
     /// token, state, status, reason)
     #[arg(long, value_name = "FILE")]
     pub failed: Option<PathBuf>,
-    /// Write the tokens rejected as invalid (status 8) to FILE, one per line,
-    /// ready to delete from a database
+    /// Write the tokens rejected as invalid (binary: status 8; HTTP/2:
+    /// BadDeviceToken, Unregistered) to FILE, one per line, ready to delete
     #[arg(long, value_name = "FILE")]
     pub invalid_tokens: Option<PathBuf>,
     /// Record in FILE, as the run goes, the lines the gateway has accepted or

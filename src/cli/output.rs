@@ -72,6 +72,22 @@ impl Pending {
     }
 }
 
+/// Whether `f` says the token is no good and belongs in `--invalid-tokens`:
+/// the binary gateway's status 8, or over HTTP/2 Apple's `BadDeviceToken`
+/// (400) or `Unregistered` (410: the app is gone from the device; this
+/// replaces the binary protocol's feedback service).
+pub(crate) fn is_invalid_token(f: &Failure) -> bool {
+    if f.state != State::Rejected {
+        return false;
+    }
+    match f.status {
+        Some(Code::Binary(status)) => status == Status::InvalidToken,
+        // Over HTTP/2 the reason says it: the token is not (or no longer) a device's.
+        Some(Code::Http(_)) => matches!(f.reason.as_str(), "BadDeviceToken" | "Unregistered"),
+        None => false,
+    }
+}
+
 /// The output files of a run.
 pub struct Outputs {
     report: Option<Pending>,
@@ -141,8 +157,7 @@ impl Outputs {
             p.file.write_all(b"\n")?;
             self.failed_count += 1;
         }
-        if f.state == State::Rejected
-            && f.status == Some(Code::Binary(Status::InvalidToken))
+        if is_invalid_token(f)
             && let Some(p) = &mut self.invalid
         {
             writeln!(p.file, "{}", f.token)?;
@@ -224,5 +239,34 @@ impl Observer for Sink {
             let result = journal.record(lines);
             self.stop_on_error("the journal", result);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use apnsblast::http2::answer::ApnsReason;
+    use apnsblast::report::Reason;
+
+    use super::*;
+
+    fn failure(state: State, reason: &Reason) -> Failure {
+        Failure::new(7, "ab".repeat(32), state, reason)
+    }
+
+    fn http2(status: u16, reason: ApnsReason) -> Reason {
+        Reason::Http2Rejected { status, reason: Some(reason), unregistered_at: None }
+    }
+
+    #[test]
+    fn invalid_tokens_are_status_8_bad_device_token_and_unregistered() {
+        assert!(is_invalid_token(&failure(State::Rejected, &Reason::Rejected(Status::InvalidToken))));
+        assert!(!is_invalid_token(&failure(State::Rejected, &Reason::Rejected(Status::InvalidPayloadSize))));
+        assert!(is_invalid_token(&failure(State::Rejected, &http2(400, ApnsReason::BadDeviceToken))));
+        let gone = Reason::Http2Rejected { status: 410, reason: None, unregistered_at: Some(1) };
+        assert!(is_invalid_token(&failure(State::Rejected, &gone)));
+        assert!(is_invalid_token(&failure(State::Rejected, &http2(410, ApnsReason::Unregistered))));
+        assert!(!is_invalid_token(&failure(State::Rejected, &http2(400, ApnsReason::BadTopic))));
+        assert!(!is_invalid_token(&failure(State::Rejected, &http2(400, ApnsReason::DeviceTokenNotForTopic))));
+        assert!(!is_invalid_token(&failure(State::Unconfirmed, &http2(400, ApnsReason::BadDeviceToken))));
     }
 }

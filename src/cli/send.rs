@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
 use apnsblast::frame::{Command, Priority};
+use apnsblast::http2::config::Http2Config;
 use apnsblast::input::{MAX_FILTER_BYTES, Partition, ReaderOptions};
 use apnsblast::journal::LineSet;
 use apnsblast::payload;
@@ -167,6 +168,12 @@ impl MessageArgs {
     }
 }
 
+/// The settings only one transport has, checked before the list is opened.
+enum Transport {
+    Binary(Priority),
+    Http2(Http2Config),
+}
+
 /// Runs `send`.
 ///
 /// # Errors
@@ -175,11 +182,17 @@ pub fn run(args: SendArgs, global: &Global) -> anyhow::Result<Exit> {
     let api = args.http2.api(args.gateway.gateway.as_deref());
     Http2Args::check_flags(api)?;
     let command = args.message.command();
-    let (shared_payload, payload_limit) = match api {
-        ApiArg::Binary => (args.message.payload()?, command.payload_limit()),
+    // The transport's settings first (the .p8 key, the ids, the headers):
+    // nothing of the list is read before they are known to be usable.
+    let (shared_payload, payload_limit, transport) = match api {
+        ApiArg::Binary => {
+            let priority = args.message.priority()?;
+            (args.message.payload()?, command.payload_limit(), Transport::Binary(priority))
+        }
         ApiArg::Http2 => {
             let limit = args.http2.payload_limit();
-            (args.message.payload_within(limit, "HTTP/2")?, limit)
+            let payload = args.message.payload_within(limit, "HTTP/2")?;
+            (payload, limit, Transport::Http2(args.http2.config(args.message.http2_priority())?))
         }
     };
     let expiry = args.message.expiry()?;
@@ -208,9 +221,9 @@ pub fn run(args: SendArgs, global: &Global) -> anyhow::Result<Exit> {
     config.expiry = expiry;
     config.skip_lines = settled_before;
     args.tuning.apply(&mut config)?;
-    match api {
-        ApiArg::Binary => config.priority = args.message.priority()?,
-        ApiArg::Http2 => config.http2 = Some(args.http2.config(args.message.http2_priority())?),
+    match transport {
+        Transport::Binary(priority) => config.priority = priority,
+        Transport::Http2(http2) => config.http2 = Some(http2),
     }
     let job = Job { config, input, options, outputs, total: None };
     let outcome = blast::execute(job, global).map_err(|e| args.gateway.hint(e))?;

@@ -28,12 +28,14 @@ const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
 #[derive(Debug, thiserror::Error)]
 pub enum AuthKeyError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    // `why` is in the message and so not also the error's source, which
+    // would print it twice in a chain.
+    #[error("cannot read {path}: {why}")]
     Read {
         /// The file.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        why: std::io::Error,
     },
     /// The file is empty, or holds only white space.
     #[error("{path} is empty: {EXPECTED}")]
@@ -78,8 +80,7 @@ impl AuthKey {
     /// An [`AuthKeyError`] naming the file: unreadable, empty, not PEM, or
     /// PEM holding something else (an RSA key, a certificate, ...).
     pub fn load(path: &Path) -> Result<AuthKey, AuthKeyError> {
-        let bytes =
-            Zeroizing::new(fs::read(path).map_err(|source| AuthKeyError::Read { path: path.to_owned(), source })?);
+        let bytes = Zeroizing::new(fs::read(path).map_err(|why| AuthKeyError::Read { path: path.to_owned(), why })?);
         // Not text at all: DER, or some other binary file.
         let text = std::str::from_utf8(&bytes).map_err(|_| AuthKeyError::NotPem { path: path.to_owned() })?;
         parse(text, path)
