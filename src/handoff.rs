@@ -10,9 +10,10 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering, fence};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
-use crate::report::{Failure, ShardReport};
+use crate::binary::shard::Outcome;
+use crate::report::{Failure, Reason, ShardReport};
 
 /// Wakes one shard's event loop from another thread.
 pub(crate) trait Wake: Send + Sync {
@@ -138,6 +139,49 @@ pub(crate) enum Event {
     Progress(ShardReport),
     /// The shard is finished; its final counts.
     Done(ShardReport),
+}
+
+/// What a shard's transport state hands back to the run, the same for
+/// both transports: lines settled, final words on tokens, its counts.
+pub(crate) trait Settles {
+    /// Ranges of input lines accepted or rejected since the last call.
+    fn take_settled_lines(&mut self) -> Vec<(u64, u64)>;
+    /// Final words on notifications not accepted, since the last call.
+    fn take_outcomes(&mut self) -> Vec<Outcome>;
+    /// The shard's counts.
+    fn report_mut(&mut self) -> &mut ShardReport;
+    /// Stops taking and sending new input.
+    fn cancel(&mut self);
+    /// Ends everything not settled, for `reason`.
+    fn abandon(&mut self, reason: Reason);
+}
+
+/// Sends the run what the shard settled since the last call.
+pub(crate) fn flush_outcomes(state: &mut impl Settles, events: &Sender<Event>) {
+    let settled = state.take_settled_lines();
+    if !settled.is_empty() {
+        let _ = events.send(Event::Settled(settled));
+    }
+    let outcomes = state.take_outcomes();
+    if !outcomes.is_empty() {
+        let failures = outcomes
+            .into_iter()
+            .map(|o| Failure::new(o.item.line, o.item.token.to_string(), o.state, &o.reason))
+            .collect();
+        let _ = events.send(Event::Failures(failures));
+    }
+}
+
+/// The shard gives up for good (`why`, as `gave up: ...`): the splitter
+/// stops routing to it (`alive`), and everything it holds ends unsent or,
+/// if it may have been delivered, unconfirmed.
+pub(crate) fn give_up(state: &mut impl Settles, why: String, alive: &AtomicBool) {
+    let report = state.report_mut();
+    log::error!("shard {} {why}", report.shard);
+    report.error = Some(why.clone());
+    alive.store(false, Ordering::Relaxed);
+    state.cancel();
+    state.abandon(Reason::ShardStopped(why));
 }
 
 #[cfg(test)]

@@ -28,7 +28,7 @@ mod probe;
 mod spare;
 
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -36,11 +36,10 @@ use mio::{Poll, Token, Waker};
 use native_tls::TlsConnector;
 
 use crate::backoff::{Backoff, sleep_unless_cancelled};
-use crate::binary::shard::ConnEnd;
-use crate::binary::shard::{Item, ShardState};
+use crate::binary::shard::{ConnEnd, Item, Outcome, ShardState};
 use crate::error::GatewayError;
-use crate::handoff::{Doorbell, Event, Inbox, Intake, Wake};
-use crate::report::{Failure, Reason};
+use crate::handoff::{Doorbell, Event, Inbox, Intake, Settles, Wake, flush_outcomes, give_up};
+use crate::report::{Reason, ShardReport};
 use crate::session::{Fruitless, Next, Policy, Session};
 use connect::{Conn, connect};
 use spare::Spare;
@@ -94,6 +93,24 @@ pub(crate) fn poller() -> io::Result<(Poll, Doorbell)> {
     let poll = Poll::new()?;
     let waker = Waker::new(poll.registry(), WAKE)?;
     Ok((poll, Doorbell::new(waker)))
+}
+
+impl Settles for ShardState {
+    fn take_settled_lines(&mut self) -> Vec<(u64, u64)> {
+        ShardState::take_settled_lines(self)
+    }
+    fn take_outcomes(&mut self) -> Vec<Outcome> {
+        ShardState::take_outcomes(self)
+    }
+    fn report_mut(&mut self) -> &mut ShardReport {
+        ShardState::report_mut(self)
+    }
+    fn cancel(&mut self) {
+        ShardState::cancel(self);
+    }
+    fn abandon(&mut self, reason: Reason) {
+        ShardState::abandon(self, reason);
+    }
 }
 
 impl Intake<Item> for ShardState {
@@ -172,13 +189,7 @@ pub(crate) fn run_shard(
                 }
             }
             Next::GiveUp(trouble) => {
-                let why = format!("gave up: {trouble}");
-                log::error!("shard {shard} {why}");
-                state.report_mut().error = Some(why.clone());
-                // The splitter stops routing here; what it already sent is settled too.
-                alive.store(false, Ordering::Relaxed);
-                state.cancel();
-                state.abandon(Reason::ShardStopped(why));
+                give_up(&mut state, format!("gave up: {trouble}"), alive);
                 break;
             }
         }
@@ -220,20 +231,4 @@ fn next_connection(
     };
     state.report_mut().connect_s += connecting.elapsed().as_secs_f64();
     attempt
-}
-
-/// Sends the run what the shard settled since the last call.
-fn flush_outcomes(state: &mut ShardState, events: &Sender<Event>) {
-    let settled = state.take_settled_lines();
-    if !settled.is_empty() {
-        let _ = events.send(Event::Settled(settled));
-    }
-    let outcomes = state.take_outcomes();
-    if !outcomes.is_empty() {
-        let failures = outcomes
-            .into_iter()
-            .map(|o| Failure::new(o.item.line, o.item.token.to_string(), o.state, &o.reason))
-            .collect();
-        let _ = events.send(Event::Failures(failures));
-    }
 }

@@ -11,7 +11,7 @@
 
 use std::future::poll_fn;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -25,9 +25,9 @@ use super::connect::connect;
 use super::link::{Authorization, H2Link};
 use super::state::{Answer, Followup, H2State};
 use crate::backoff::Backoff;
-use crate::binary::shard::Item;
-use crate::handoff::{Event, Inbox, Wake};
-use crate::report::{Failure, Reason};
+use crate::binary::shard::{Item, Outcome};
+use crate::handoff::{Event, Inbox, Settles, Wake, flush_outcomes, give_up};
+use crate::report::{Reason, ShardReport};
 use crate::session::{Fruitless, Next, Session};
 
 /// The longest a shard waits without looking at its input, its clocks and
@@ -61,13 +61,7 @@ pub(crate) fn run_shard(
     let started = Instant::now();
     match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime.block_on(shard(&mut state, link, &inbox, &bell, &events, alive)),
-        Err(e) => {
-            let why = format!("gave up: cannot start an event loop: {e}");
-            state.report_mut().error = Some(why.clone());
-            alive.store(false, Ordering::Relaxed);
-            state.cancel();
-            state.abandon(Reason::ShardStopped(why));
-        }
+        Err(e) => give_up(&mut state, format!("gave up: cannot start an event loop: {e}"), alive),
     }
     if state.is_cancelled() && state.report().error.is_none() {
         // Batches still in the channel are settled by the run once the
@@ -139,12 +133,7 @@ async fn shard(
                 }
             }
             Next::GiveUp(trouble) => {
-                let why = format!("gave up: {trouble}");
-                log::error!("shard {shard} {why}");
-                state.report_mut().error = Some(why.clone());
-                alive.store(false, Ordering::Relaxed);
-                state.cancel();
-                state.abandon(Reason::ShardStopped(why));
+                give_up(state, format!("gave up: {trouble}"), alive);
                 break;
             }
         }
@@ -339,18 +328,20 @@ async fn pause(pause: Duration, inbox: &Inbox<'_, Item>) {
     }
 }
 
-/// Sends the run what the shard settled since the last call.
-fn flush_outcomes(state: &mut H2State, events: &Sender<Event>) {
-    let settled = state.take_settled_lines();
-    if !settled.is_empty() {
-        let _ = events.send(Event::Settled(settled));
+impl Settles for H2State {
+    fn take_settled_lines(&mut self) -> Vec<(u64, u64)> {
+        H2State::take_settled_lines(self)
     }
-    let outcomes = state.take_outcomes();
-    if !outcomes.is_empty() {
-        let failures = outcomes
-            .into_iter()
-            .map(|o| Failure::new(o.item.line, o.item.token.to_string(), o.state, &o.reason))
-            .collect();
-        let _ = events.send(Event::Failures(failures));
+    fn take_outcomes(&mut self) -> Vec<Outcome> {
+        H2State::take_outcomes(self)
+    }
+    fn report_mut(&mut self) -> &mut ShardReport {
+        H2State::report_mut(self)
+    }
+    fn cancel(&mut self) {
+        H2State::cancel(self);
+    }
+    fn abandon(&mut self, reason: Reason) {
+        H2State::abandon(self, reason);
     }
 }
