@@ -85,6 +85,7 @@ pub struct ClientIdentity {
     identity: Identity,
     subject: String,
     not_after: String,
+    topic: Option<String>,
 }
 
 impl std::fmt::Debug for ClientIdentity {
@@ -175,12 +176,22 @@ impl ClientIdentity {
         let identity = Identity::from_pkcs8(&chain_pem, &key_pem)?;
         let subject =
             leaf.subject_name().entries().filter_map(|e| e.data().to_string().ok()).collect::<Vec<_>>().join(", ");
-        Ok(ClientIdentity { identity, subject, not_after: leaf.not_after().to_string() })
+        // Apple's provider certificates name their app's bundle id as the
+        // subject's UID (OID 0.9.2342.19200300.100.1.1).
+        let topic =
+            leaf.subject_name().entries_by_nid(openssl::nid::Nid::USERID).find_map(|e| e.data().to_string().ok());
+        Ok(ClientIdentity { identity, subject, not_after: leaf.not_after().to_string(), topic })
     }
 
     /// The certificate's subject, for logs.
     pub fn subject(&self) -> &str {
         &self.subject
+    }
+
+    /// The app the certificate is for: its subject's UID, which an HTTP/2
+    /// run without `apns-topic` sends to (`None` when it has none).
+    pub fn topic(&self) -> Option<&str> {
+        self.topic.as_deref()
     }
 
     /// When the certificate expires, for logs.

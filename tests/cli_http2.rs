@@ -339,3 +339,31 @@ fn demo_over_http2_agrees_with_the_mock() {
     assert_eq!((rep.tokens_read, rep.unaccounted()), (20_000, 0));
     assert_eq!(r.code, if rep.accepted == 20_000 { 0 } else { 1 }, "{r:?}");
 }
+
+#[test]
+fn a_certificate_names_the_topic_and_one_without_a_uid_needs_topic() {
+    let gw = h2_gateway(Config::default());
+    let dir = Dir::new();
+    let list = dir.file("tokens.txt", &list(&tokens(200, 9)));
+    // The mock's client certificate is Apple-like: UID=com.example.app.
+    let cert = args(&["--cert", &path(pki().client_p12_path())]);
+    let r = run(&h2_send(gw.addr().port(), &list, &cert, &[]), None);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert_eq!(gw.stats().accepted, 200, "sent with the certificate's topic");
+    // A self-signed certificate whose subject is a CN alone (made with
+    // openssl's command, where the machine has it).
+    let (cert, key) = (dir.at("nouid.pem"), dir.at("nouid.key"));
+    let made = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=no uid", "-days", "1"])
+        .args(["-keyout", &key, "-out", &cert])
+        .stderr(Stdio::null())
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("skipping the certificate without a UID: no openssl command here");
+        return;
+    }
+    let r = run(&h2_send(gw.addr().port(), &list, &args(&["--cert", &cert, "--key", &key]), &[]), None);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("--topic: required") && r.stderr.lines().count() == 1, "{}", r.stderr);
+    assert_eq!(gw.stop().accepted, 200, "nothing sent without a topic");
+}

@@ -184,7 +184,7 @@ pub fn run(args: SendArgs, global: &Global) -> anyhow::Result<Exit> {
     let command = args.message.command();
     // The transport's settings first (the .p8 key, the ids, the headers):
     // nothing of the list is read before they are known to be usable.
-    let (shared_payload, payload_limit, transport) = match api {
+    let (shared_payload, payload_limit, mut transport) = match api {
         ApiArg::Binary => {
             let priority = args.message.priority()?;
             (args.message.payload()?, command.payload_limit(), Transport::Binary(priority))
@@ -216,6 +216,17 @@ pub fn run(args: SendArgs, global: &Global) -> anyhow::Result<Exit> {
         ApiArg::Http2 if args.http2.auth_key.is_some() => args.tls.load_optional()?,
         _ => args.tls.load()?,
     };
+    if let Transport::Http2(h2) = &mut transport
+        && h2.token.is_none()
+        && h2.topic.is_none()
+    {
+        // Apple's provider certificates are for one app, named by their UID.
+        let topic = tls.identity.as_ref().and_then(|id| id.topic());
+        let Some(topic) = topic else {
+            bail!("--topic: required (the certificate's subject names no app: it has no UID)");
+        };
+        h2.topic = Some(topic.to_owned());
+    }
     let mut config = SendConfig::new(gateway.clone(), tls, Arc::<[u8]>::from(shared_payload));
     config.command = command;
     config.expiry = expiry;
