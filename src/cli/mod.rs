@@ -6,15 +6,13 @@
 //! accepted; 1 some tokens were not (rejected, unconfirmed, unsent, skipped,
 //! or the run was interrupted); 2 the run could not happen.
 
-use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::parser::ValueSource;
-use clap::{ArgAction, ArgMatches, Args, Parser, Subcommand, ValueEnum};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use apnsblast::ConnectAhead;
 use apnsblast::conn::LONG_ROUND_TRIP;
@@ -29,6 +27,7 @@ mod demo;
 mod feedback;
 mod gateway;
 mod generate;
+mod given;
 mod http2args;
 mod merge;
 mod output;
@@ -40,6 +39,7 @@ mod tokens;
 mod tune;
 
 pub use gateway::{GatewayArgs, Service};
+pub use given::{given, note_given};
 
 /// Blast Apple push notifications over the APNs binary provider protocol and
 /// account for every token.
@@ -111,28 +111,6 @@ pub fn exit_for(report: &Report) -> Exit {
         && report.input_error.is_none()
         && report.unaccounted() == 0;
     if clean { Exit::Success } else { Exit::Incomplete }
-}
-
-/// The flags typed on the command line (clap ids), as opposed to defaults.
-static GIVEN: OnceLock<HashSet<String>> = OnceLock::new();
-
-/// Notes which of the subcommand's flags were typed, so that a flag of the
-/// transport not in use can be refused by name even where it has a default.
-pub fn note_given(matches: &ArgMatches) {
-    let mut given = HashSet::new();
-    if let Some((_, sub)) = matches.subcommand() {
-        for id in sub.ids() {
-            if sub.value_source(id.as_str()) == Some(ValueSource::CommandLine) {
-                given.insert(id.as_str().to_owned());
-            }
-        }
-    }
-    let _ = GIVEN.set(given);
-}
-
-/// Whether the flag with clap id `id` was typed on the command line.
-pub fn given(id: &str) -> bool {
-    GIVEN.get().is_some_and(|g| g.contains(id))
 }
 
 /// Runs the parsed command line.
