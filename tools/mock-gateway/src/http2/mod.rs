@@ -154,6 +154,12 @@ impl Http2Handle {
         t.stats.clone()
     }
 
+    /// Deliveries per token so far (needs `track_deliveries`): what a test
+    /// checks token by token against a sender's report.
+    pub fn deliveries(&self) -> std::collections::HashMap<[u8; 32], u32> {
+        lock(&self.state.tracker).deliveries()
+    }
+
     /// Block until `pred(stats)` holds or `timeout` passes, woken on every
     /// counter change.
     ///
