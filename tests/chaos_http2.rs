@@ -237,3 +237,25 @@ fn http2_chaos_runs_at_full_size_account_for_every_token() {
         chaos_run(seed, n, Duration::from_millis(50));
     }
 }
+
+/// A TCP drop loses only the requests still open: every answer the mock
+/// counted reaches the sender, so the mock's rejections are the report's
+/// and nothing arrives twice (what was open is resent, never processed).
+#[test]
+fn a_drop_with_many_streams_open_loses_only_the_unanswered() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let mock = MockHttp2 { gone_rate: 0.02, drop_after: Some(1500), ..MockHttp2::default() };
+    let config = Config { bad_rate: 0.02, seed: 77, http2: mock, ..Config::default() };
+    let gw = Http2Gateway::start(&config, pki(), "127.0.0.1:0".parse().unwrap()).expect("HTTP/2 mock starts");
+    let n = 20_000;
+    let (report, failures) = blast(h2_config(gw.addr().port(), 4, 1000), &list(&tokens(n, 77)));
+    let given_up: Vec<_> = failures.iter().filter(|f| f.state == State::Unconfirmed).collect();
+    let stats = gw.stop();
+    assert_eq!((report.unaccounted(), report.unconfirmed), (0, 0), "{given_up:?}");
+    assert!(stats.requests_dropped > 0 && report.possibly_duplicated > 0, "{stats:#?}");
+    assert_eq!((stats.duplicates, report.accepted), (0, stats.distinct_tokens), "{stats:#?}\n{report:#?}");
+    for reason in ["BadDeviceToken", "Unregistered"] {
+        let reported = report.rejected.get(reason).copied().unwrap_or(0);
+        assert_eq!(reported, stats.rejected_for(reason), "{reason}: {stats:#?}\n{report:#?}");
+    }
+}
