@@ -237,3 +237,65 @@ fn http2_chaos_runs_at_full_size_account_for_every_token() {
         chaos_run(seed, n, Duration::from_millis(50));
     }
 }
+
+/// A TCP drop loses only the requests still open: every answer the mock
+/// counted reaches the sender, so the mock's rejections are the report's
+/// and nothing arrives twice (what was open is resent, never processed).
+#[test]
+fn a_drop_with_many_streams_open_loses_only_the_unanswered() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let mock = MockHttp2 { gone_rate: 0.02, drop_after: Some(1500), ..MockHttp2::default() };
+    let config = Config { bad_rate: 0.02, seed: 77, http2: mock, ..Config::default() };
+    let gw = Http2Gateway::start(&config, pki(), "127.0.0.1:0".parse().unwrap()).expect("HTTP/2 mock starts");
+    let n = 20_000;
+    let (report, failures) = blast(h2_config(gw.addr().port(), 4, 1000), &list(&tokens(n, 77)));
+    let given_up: Vec<_> = failures.iter().filter(|f| f.state == State::Unconfirmed).collect();
+    let stats = gw.stop();
+    assert_eq!((report.unaccounted(), report.unconfirmed), (0, 0), "{given_up:?}");
+    assert!(stats.requests_dropped > 0 && report.possibly_duplicated > 0, "{stats:#?}");
+    assert_eq!((stats.duplicates, report.accepted), (0, stats.distinct_tokens), "{stats:#?}\n{report:#?}");
+    for reason in ["BadDeviceToken", "Unregistered"] {
+        let reported = report.rejected.get(reason).copied().unwrap_or(0);
+        assert_eq!(reported, stats.rejected_for(reason), "{reason}: {stats:#?}\n{report:#?}");
+    }
+}
+
+/// A gateway that allows one stream until a token is proven, and holds its
+/// answers: the streams sent before the first refusal came back are
+/// refused, and none of them is sent again into the refusal while the
+/// first stream waits for its answer.
+#[test]
+fn refused_streams_are_not_sent_again_into_the_refusal() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let mock = MockHttp2 { one_stream_start: true, delay: Duration::from_millis(100), ..MockHttp2::default() };
+    let config = Config { http2: mock, ..Config::default() };
+    let gw = Http2Gateway::start(&config, pki(), "127.0.0.1:0".parse().unwrap()).expect("HTTP/2 mock starts");
+    let (n, streams) = (400, 10);
+    let (report, _) = blast(h2_config(gw.addr().port(), 2, streams), &list(&tokens(n, 78)));
+    let stats = gw.stop();
+    assert_eq!((report.accepted, stats.distinct_tokens, stats.duplicates), (n as u64, n as u64, 0), "{report:#?}");
+    // Per connection at most the streams beyond the first, refused once.
+    let most = (streams as u64 - 1) * stats.connections;
+    assert!(stats.streams_refused <= most, "{} refused, at most {most}: {stats:#?}", stats.streams_refused);
+}
+
+/// A gateway that allows no stream at all: the connection is given up
+/// after the response timeout, like one that never answers, and the run
+/// ends with every token accounted for instead of waiting forever.
+#[test]
+fn a_gateway_allowing_no_stream_ends_the_run() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let config = Config { http2: MockHttp2 { max_streams: 0, ..MockHttp2::default() }, ..Config::default() };
+    let gw = Http2Gateway::start(&config, pki(), "127.0.0.1:0".parse().unwrap()).expect("HTTP/2 mock starts");
+    let mut c = h2_config(gw.addr().port(), 1, 1000);
+    c.response_timeout = Duration::from_millis(300);
+    c.max_failures = 1;
+    // Straight to the shards: the gateway check alone would find the same.
+    c.preflight = false;
+    let (report, failures) = blast(c, &list(&tokens(10, 79)));
+    // The first stream may have gone out before the gateway's SETTINGS
+    // said 0: that one is in doubt, the rest were never sent.
+    assert_eq!((report.unaccounted(), report.accepted, report.unsent + report.unconfirmed), (0, 0, 10), "{report:#?}");
+    assert!(report.unconfirmed <= 1 && failures.len() == 10, "{failures:#?}");
+    assert_eq!(gw.stop().requests_received, 0);
+}

@@ -23,7 +23,7 @@ use tokio::sync::Notify;
 use super::answer::parse_body;
 use super::connect::connect;
 use super::link::{Authorization, H2Link};
-use super::state::{Answer, Followup, H2State};
+use super::state::{Answer, Followup, H2State, StreamBudget};
 use crate::backoff::Backoff;
 use crate::binary::shard::{Item, Outcome};
 use crate::handoff::{Event, Inbox, Settles, Wake, flush_outcomes, give_up};
@@ -160,12 +160,13 @@ async fn drive(
     let mut heard = Instant::now();
     let mut last_report = Instant::now();
     let mut sent = 0u64;
+    let mut budget = StreamBudget::default();
     // Sending here is over: the gateway is shutting down or the connection broke.
     let mut closing: Option<String> = None;
     loop {
         inbox.pull(state);
         link.authorization(&mut auth);
-        let limit = sender.current_max_send_streams().min(link.streams);
+        let limit = budget.limit(sender.current_max_send_streams().min(link.streams));
         while closing.is_none() && answers.len() < limit {
             // h2 must have taken the last request's headers before the next.
             match poll_fn(|cx| sender.poll_ready(cx)).now_or_never() {
@@ -197,6 +198,8 @@ async fn drive(
                 }
             }
         }
+        let now = Instant::now();
+        let ready = state.ready(now);
         if answers.is_empty() {
             if let Some(why) = closing {
                 return if sent == 0 { Fruitless::ClosedAtOnce } else { Fruitless::Answered(why) };
@@ -204,16 +207,22 @@ async fn drive(
             if !state.has_work() {
                 return Fruitless::Closed;
             }
-            last_answer = Instant::now();
+            if !ready {
+                // Nothing to send and nothing awaited: no silence to time.
+                last_answer = now;
+            }
         }
         if last_report.elapsed() >= TICK {
             flush_outcomes(state, events);
             let _ = events.send(Event::Progress(state.report().clone()));
             last_report = Instant::now();
         }
-        if !answers.is_empty() && last_answer.elapsed() >= link.response_timeout {
+        // A gateway that answers nothing, or takes no stream while there is
+        // something to send (a limit of 0 that never rises), is dead to us.
+        if (ready || !answers.is_empty()) && last_answer.elapsed() >= link.response_timeout {
+            let what = if answers.is_empty() { "allowed no stream" } else { "answered nothing" };
             log::warn!(
-                "shard {}: the gateway answered nothing for {:?}; treating the connection as dead",
+                "shard {}: the gateway {what} for {:?}; treating the connection as dead",
                 state.report().shard,
                 link.response_timeout
             );
@@ -244,9 +253,22 @@ async fn drive(
         }
         tokio::select! {
             Some((ticket, result)) = answers.next(), if !answers.is_empty() => {
-                last_answer = Instant::now();
-                heard = last_answer;
-                match state.on_answer(ticket, result, last_answer) {
+                let now = Instant::now();
+                match result {
+                    // Not an answer: the silence clock runs on.
+                    Answer::Refused => {
+                        if !budget.on_refused(answers.len()) && closing.is_none() {
+                            closing = Some("the gateway refused a stream with none open".into());
+                        }
+                    }
+                    Answer::Status { .. } => {
+                        budget.on_answered();
+                        last_answer = now;
+                        heard = now;
+                    }
+                    Answer::InDoubt => last_answer = now,
+                }
+                match state.on_answer(ticket, result, now) {
                     Followup::None => {}
                     Followup::RenewToken => renew(link, &mut auth),
                     Followup::CloseConnection => closing = Some("the gateway is shutting down".into()),

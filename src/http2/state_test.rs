@@ -353,3 +353,34 @@ fn apns_ids_are_version_4_uuids_one_per_notification() {
     b.push([item(1)]);
     assert_ne!(send(&mut a, now).unwrap().2, send(&mut b, now).unwrap().2, "shards draw apart");
 }
+
+#[test]
+fn a_refusal_holds_the_streams_to_those_open_until_answers_come() {
+    let mut b = StreamBudget::default();
+    assert_eq!(b.limit(1000), 1000, "the announced limit until a refusal");
+    b.on_answered();
+    assert_eq!(b.limit(1000), 1000);
+    // Apple's one stream at first: the second is refused while the first is open.
+    assert!(b.on_refused(1));
+    assert_eq!(b.limit(1000), 1, "no stream sent again into the refusal");
+    b.on_answered();
+    b.on_answered();
+    assert_eq!((b.limit(1000), b.limit(2)), (3, 2), "one more per answer, the announced limit still caps");
+    assert!(!b.on_refused(0), "refused with none open: the connection takes nothing");
+    assert_eq!(b.limit(1000), 1);
+}
+
+#[test]
+fn ready_says_whether_a_send_is_waiting_now() {
+    let now = Instant::now();
+    let mut s = state(1, 5);
+    assert!(s.ready(now));
+    let (_, ticket, _) = send(&mut s, now).unwrap();
+    assert!(!s.ready(now), "in flight is not waiting");
+    s.on_answer(ticket, status(503, Some(ApnsReason::ServiceUnavailable)), now);
+    assert!(!s.ready(now), "a retry waits for its back-off");
+    let due = s.next_due().unwrap();
+    assert!(s.ready(due));
+    s.cancel();
+    assert!(!s.ready(due), "nothing is sent after a cancel");
+}

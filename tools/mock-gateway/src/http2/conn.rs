@@ -1,16 +1,20 @@
 //! One HTTP/2 connection: take requests from h2, answer each in its own task,
 //! and end the way the connection's [`Plan`] says.
 
+use std::future::poll_fn;
+use std::net::Shutdown;
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use futures_util::FutureExt;
 use h2::server::{self, SendResponse};
 use h2::{Reason as H2Reason, RecvStream};
 use http::request::Parts;
 use http::{HeaderValue, Request, Response, header};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_openssl::SslStream;
@@ -39,6 +43,8 @@ struct Conn {
     in_flight: AtomicU64,
     /// Requests whose answer has been handed to h2 (or given up).
     done: AtomicU64,
+    /// Answers handed to h2 whole (their last frame queued).
+    handed: AtomicU64,
     /// A request with a valid token has been answered (`one_stream_start`).
     raised: AtomicBool,
     /// Signalled whenever `done` grows.
@@ -51,11 +57,15 @@ type Stream = (Request<RecvStream>, SendResponse<Bytes>);
 pub(crate) async fn serve(state: Arc<State>, tls: SslStream<TcpStream>, bundle_id: Option<String>, seq: u64) {
     let plan = Plan::new(&state.config, seq);
     let h = &state.config.http2;
+    // Answers written to the socket, for a drop to wait for.
+    let ends = plan.drop_after.map(|_| Arc::new(AtomicU64::new(0)));
+    // The socket again, for a drop to hang up while h2 holds the stream.
+    let raw = plan.drop_after.and_then(|_| another_handle(tls.get_ref()));
     let handshake = server::Builder::new()
         .max_concurrent_streams(h.max_streams)
         .initial_window_size(h.stream_window)
         .initial_connection_window_size(h.connection_window)
-        .handshake::<_, Bytes>(Gate::new(tls, plan.goaway_after))
+        .handshake::<_, Bytes>(Gate::new(tls, plan.goaway_after, ends.clone()))
         .await;
     let mut h2 = match handshake {
         Ok(c) => c,
@@ -69,6 +79,7 @@ pub(crate) async fn serve(state: Arc<State>, tls: SslStream<TcpStream>, bundle_i
         token: Mutex::new(ConnToken::default()),
         in_flight: AtomicU64::new(0),
         done: AtomicU64::new(0),
+        handed: AtomicU64::new(0),
         raised: AtomicBool::new(false),
         notify: Notify::new(),
     });
@@ -80,16 +91,38 @@ pub(crate) async fn serve(state: Arc<State>, tls: SslStream<TcpStream>, bundle_i
             && !held.is_empty()
             && conn.done.load(Ordering::SeqCst) >= n
         {
-            // Poll h2 a few times without waiting so the answers already
-            // queued are written, then close the socket under it: no GOAWAY.
-            for _ in 0..3 {
-                if let Some(Some(Ok(stream))) = h2.accept().now_or_never() {
-                    take_on(&conn, &held, false);
-                    held.push(stream);
+            // Drive h2 until every answer handed to it has gone to the
+            // socket (holding what arrives meanwhile), then hang up under
+            // it: no GOAWAY. Only the requests still open are lost; an
+            // answer the mock counted always reaches the client, so its
+            // counts stay the sender's.
+            let handed = conn.handed.load(Ordering::SeqCst);
+            let written = ends.as_deref().expect("counted with drop_after");
+            poll_fn(|cx| {
+                loop {
+                    if written.load(Ordering::SeqCst) >= handed {
+                        return Poll::Ready(());
+                    }
+                    match h2.poll_accept(cx) {
+                        Poll::Ready(Some(Ok(stream))) => {
+                            take_on(&conn, &held, false);
+                            held.push(stream);
+                        }
+                        // The client has gone: nothing more can be written.
+                        Poll::Ready(_) => return Poll::Ready(()),
+                        // Blocked on the socket, h2 is woken when it can write.
+                        Poll::Pending if written.load(Ordering::SeqCst) >= handed => return Poll::Ready(()),
+                        Poll::Pending => return Poll::Pending,
+                    }
                 }
-            }
+            })
+            .await;
             let dropped = held.len() as u64;
             state.update(|t| t.stats.requests_dropped += dropped);
+            drop((h2, held));
+            if let Some(raw) = raw {
+                hang_up(&state, raw).await;
+            }
             return;
         }
         let next = tokio::select! {
@@ -122,6 +155,31 @@ pub(crate) async fn serve(state: Arc<State>, tls: SslStream<TcpStream>, bundle_i
             state.update(|t| t.stats.goaways += 1);
         }
     }
+}
+
+/// A second handle on the connection's socket (a duplicated descriptor):
+/// closing h2's handle then leaves the socket open.
+fn another_handle(tcp: &TcpStream) -> Option<TcpStream> {
+    let fd = tcp.as_fd().try_clone_to_owned().ok()?;
+    TcpStream::from_std(std::net::TcpStream::from(fd)).ok()
+}
+
+/// End a connection as a dropped link would look, but without destroying
+/// what was written: a TCP FIN (no TLS close_notify, no GOAWAY), then read
+/// and throw away until the client closes or `drain_timeout` passes. A close
+/// with unread input would send an RST, and a client that meets the RST
+/// while writing loses the answers still in its socket.
+async fn hang_up(state: &State, mut raw: TcpStream) {
+    let _ = socket2::SockRef::from(&raw).shutdown(Shutdown::Write);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut discarded = 0u64;
+    let drain = async {
+        while let Ok(n @ 1..) = raw.read(&mut buf).await {
+            discarded += n as u64;
+        }
+    };
+    let _ = tokio::time::timeout(state.config.drain_timeout, drain).await;
+    state.update(|t| t.stats.discarded_bytes += discarded);
 }
 
 /// Count a request received (and in flight when it will be answered).
@@ -180,11 +238,15 @@ async fn answer(conn: Arc<Conn>, req: Request<RecvStream>, mut respond: SendResp
     let Ok(head) = head else { return finish(&conn) };
     match verdict {
         Ok(_) => {
-            let _ = respond.send_response(head, true);
+            if respond.send_response(head, true).is_ok() {
+                conn.handed.fetch_add(1, Ordering::SeqCst);
+            }
         }
         Err(reason) => {
-            if let Ok(mut s) = respond.send_response(head, false) {
-                let _ = s.send_data(Bytes::from(reason.body(now_ms())), true);
+            if let Ok(mut s) = respond.send_response(head, false)
+                && s.send_data(Bytes::from(reason.body(now_ms())), true).is_ok()
+            {
+                conn.handed.fetch_add(1, Ordering::SeqCst);
             }
         }
     }

@@ -12,17 +12,26 @@
 //! the held HEADERS (keeping HPACK in step) and ignores their streams, as
 //! RFC 9113 §6.8 says, while the first N finish normally.
 //!
-//! Without `goaway_after` the gate passes bytes straight through.
+//! Without `goaway_after` the gate passes the client's bytes straight through.
+//!
+//! With a counter (`drop_after`), it also counts the frames h2 writes that
+//! end a stream (HEADERS or DATA with END_STREAM): answers that have left
+//! h2 for the socket, which a drop waits for so that it loses only the
+//! requests still open.
 
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, Waker};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 const PREFACE_LEN: usize = 24;
 const FRAME_HEADER: usize = 9;
+const DATA: u8 = 0x0;
 const HEADERS: u8 = 0x1;
+const END_STREAM: u8 = 0x1;
 const PING: u8 = 0x6;
 const GOAWAY: u8 = 0x7;
 
@@ -50,11 +59,14 @@ pub(crate) struct Gate<S> {
     out_head: Vec<u8>,
     /// Payload bytes of the current outgoing frame still to skip.
     out_skip: usize,
+    /// Counts the frames written that end a stream, when set.
+    ends: Option<Arc<AtomicU64>>,
 }
 
 impl<S> Gate<S> {
-    /// Wrap `inner`; `limit` is `goaway_after`.
-    pub(crate) fn new(inner: S, limit: Option<u64>) -> Self {
+    /// Wrap `inner`; `limit` is `goaway_after`; `ends`, when given, counts
+    /// the frames written that end a stream.
+    pub(crate) fn new(inner: S, limit: Option<u64>, ends: Option<Arc<AtomicU64>>) -> Self {
         Gate {
             inner,
             limit,
@@ -70,6 +82,7 @@ impl<S> Gate<S> {
             read_waker: None,
             out_head: Vec::with_capacity(FRAME_HEADER + 4),
             out_skip: 0,
+            ends,
         }
     }
 
@@ -118,9 +131,14 @@ impl<S> Gate<S> {
         }
     }
 
-    /// Watch h2's output for the final GOAWAY.
+    /// Whether h2's output still needs watching.
+    fn watching(&self) -> bool {
+        !self.released || self.ends.is_some()
+    }
+
+    /// Watch h2's output for the final GOAWAY, and count the frames that end a stream.
     fn watch(&mut self, mut data: &[u8]) {
-        while !data.is_empty() && !self.released {
+        while !data.is_empty() && self.watching() {
             if self.out_skip > 0 {
                 let n = self.out_skip.min(data.len());
                 self.out_skip -= n;
@@ -153,6 +171,14 @@ impl<S> Gate<S> {
                 }
                 self.out_skip = len.saturating_sub(4);
             } else {
+                let stream = u32::from_be_bytes([h[5], h[6], h[7], h[8]]) & 0x7FFF_FFFF;
+                if (h[3] == DATA || h[3] == HEADERS)
+                    && h[4] & END_STREAM != 0
+                    && stream != 0
+                    && let Some(ends) = &self.ends
+                {
+                    ends.fetch_add(1, Ordering::SeqCst);
+                }
                 self.out_skip = len;
             }
             self.out_head.clear();
@@ -207,7 +233,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Gate<S> {
         let me = &mut *self;
         let r = Pin::new(&mut me.inner).poll_write(cx, data);
         if let Poll::Ready(Ok(n)) = r
-            && !me.released
+            && me.watching()
         {
             me.watch(&data[..n]);
         }
@@ -237,7 +263,7 @@ mod tests {
 
     #[test]
     fn holds_after_the_limit_but_lets_pings_through() {
-        let mut g = Gate::new((), Some(1));
+        let mut g = Gate::new((), Some(1), None);
         let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
         let first = [frame(4, 0, &[]), frame(HEADERS, 1, b"h1"), frame(0, 1, b"d1")].concat();
         let held = [frame(HEADERS, 3, b"h3"), frame(0, 1, b"late")].concat();
@@ -257,5 +283,23 @@ mod tests {
         assert!(g.released);
         g.classify();
         assert_eq!(g.open, g.buf.len());
+    }
+
+    #[test]
+    fn counts_the_frames_that_end_a_stream_across_writes() {
+        let ends = Arc::new(AtomicU64::new(0));
+        let mut g = Gate::new((), None, Some(Arc::clone(&ends)));
+        let ok = frame(HEADERS, 1, b"head");
+        let mut ok_end = ok.clone();
+        ok_end[4] = END_STREAM;
+        let mut body_end = frame(DATA, 3, b"{\"reason\":\"BadDeviceToken\"}");
+        body_end[4] = END_STREAM;
+        let mut settings_ack = frame(4, 0, &[]);
+        settings_ack[4] = 0x1; // ACK, on stream 0: no stream ends
+        let out = [settings_ack, ok.clone(), ok_end, frame(HEADERS, 3, b"h"), body_end].concat();
+        for chunk in out.chunks(5) {
+            g.watch(chunk);
+        }
+        assert_eq!(ends.load(Ordering::SeqCst), 2);
     }
 }
