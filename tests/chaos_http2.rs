@@ -31,24 +31,6 @@ use common::*;
 use mock_gateway::config::Http2Config as MockHttp2;
 use mock_gateway::{Config, H2Chaos, Http2Gateway};
 
-/// Prints the seed if the run panics, so it can be replayed.
-struct SeedGuard(u64);
-
-impl Drop for SeedGuard {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!("HTTP/2 chaos run failed with seed {0}; replay with CHAOS_SEEDS={0}", self.0);
-        }
-    }
-}
-
-fn unit(x: &mut u64) -> f64 {
-    *x ^= *x << 13;
-    *x ^= *x >> 7;
-    *x ^= *x << 17;
-    (*x >> 11) as f64 / (1u64 << 53) as f64
-}
-
 /// What one seed draws.
 #[derive(Debug)]
 struct Draw {
@@ -215,13 +197,6 @@ fn chaos_run(seed: u64, n: usize, max_delay: Duration) {
     assert_eq!(rejected, report.rejected_total(), "each rejection is listed");
 }
 
-fn seeds(default: &[u64]) -> Vec<u64> {
-    match std::env::var("CHAOS_SEEDS") {
-        Ok(s) => s.split(',').map(|x| x.trim().parse().expect("CHAOS_SEEDS: comma-separated numbers")).collect(),
-        Err(_) => default.to_vec(),
-    }
-}
-
 #[test]
 fn http2_chaos_runs_of_20k_tokens_account_for_every_token() {
     for seed in seeds(&[1, 2, 3]) {
@@ -232,7 +207,7 @@ fn http2_chaos_runs_of_20k_tokens_account_for_every_token() {
 #[test]
 #[ignore = "full size: run by hand in release (see the module docs)"]
 fn http2_chaos_runs_at_full_size_account_for_every_token() {
-    let n = std::env::var("CHAOS_TOKENS").map_or(1_000_000, |v| v.parse().expect("CHAOS_TOKENS: a number"));
+    let n = chaos_tokens();
     for seed in seeds(&[11, 12, 13]) {
         chaos_run(seed, n, Duration::from_millis(50));
     }

@@ -1,5 +1,5 @@
 //! Property tests for the pure codecs: frames round-trip through an
-//! independent decoder written here from PROTOCOL.md, decoders never panic on
+//! independent decoder written here from Apple's documented binary layouts, decoders never panic on
 //! arbitrary input, token text round-trips, partitions split lists exactly.
 //!
 //! 256 cases per property by default; set `PROPTEST_CASES` to run more.

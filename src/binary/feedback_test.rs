@@ -1,4 +1,5 @@
-//! Feedback tuples checked against literal bytes from PROTOCOL.md.
+//! Feedback tuples checked against literal bytes of the layout Apple's
+//! legacy binary provider API documented: a 4-byte time, a 2-byte length, the token.
 
 use super::*;
 

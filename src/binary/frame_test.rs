@@ -1,4 +1,5 @@
-//! Frames checked byte for byte against the layouts in PROTOCOL.md.
+//! Frames checked byte for byte against the layouts of Apple's legacy
+//! binary provider API (commands 0, 1 and 2, and the 6-byte error response).
 
 use super::*;
 
@@ -40,7 +41,8 @@ fn command_1_frame_adds_identifier_and_expiry() {
     want.extend([0, 2, b'{', b'}']);
     assert_eq!(out, want);
     assert_eq!(out.len(), Command::Enhanced.frame_len(2));
-    // TLS-NOTES: 45 header bytes, so a 100-byte payload makes a 145-byte frame.
+    // Command 1: 1 + 4 (id) + 4 (expiry) + 2 + 32 (token) + 2 = 45 bytes
+    // around the payload, so a 100-byte payload makes a 145-byte frame.
     assert_eq!(Command::Enhanced.frame_len(100), 145);
 }
 

@@ -5,7 +5,7 @@
 use apnsblast::GatewayError;
 use clap::Args;
 
-/// Production gateway (PROTOCOL.md).
+/// Production gateway of Apple's legacy binary provider API.
 const GATEWAY: &str = "gateway.push.apple.com";
 /// Sandbox gateway.
 const GATEWAY_SANDBOX: &str = "gateway.sandbox.push.apple.com";

@@ -183,3 +183,35 @@ pub fn run_with<S: AsRef<OsStr>>(args: &[S], stdin: Option<&str>, env: &[(&str, 
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
+
+/// Prints a chaos run's seed if it panics, so that it can be replayed.
+pub struct SeedGuard(pub u64);
+
+impl Drop for SeedGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("chaos run failed with seed {0}; replay with CHAOS_SEEDS={0}", self.0);
+        }
+    }
+}
+
+/// A draw in [0, 1) from a chaos run's xorshift state.
+pub fn unit(x: &mut u64) -> f64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    (*x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// The chaos seeds: `CHAOS_SEEDS` (comma-separated), else `default`.
+pub fn seeds(default: &[u64]) -> Vec<u64> {
+    match std::env::var("CHAOS_SEEDS") {
+        Ok(s) => s.split(',').map(|x| x.trim().parse().expect("CHAOS_SEEDS: comma-separated numbers")).collect(),
+        Err(_) => default.to_vec(),
+    }
+}
+
+/// The full-size chaos list: `CHAOS_TOKENS`, else a million.
+pub fn chaos_tokens() -> usize {
+    std::env::var("CHAOS_TOKENS").map_or(1_000_000, |v| v.parse().expect("CHAOS_TOKENS: a number"))
+}

@@ -37,7 +37,8 @@ pub(crate) fn acceptor(pki: &Pki, tls12_only: bool) -> Result<SslAcceptor, opens
     b.set_verify(SslVerifyMode::PEER | SslVerifyMode::FAIL_IF_NO_PEER_CERT);
     b.set_session_id_context(b"apnsblast-mock-gateway")?;
     // No TLS 1.3 session tickets: a client that never reads would otherwise hold
-    // unread bytes and turn its own close into an RST (TLS-NOTES §1).
+    // unread bytes and turn its own close into an RST (a
+    // close with unread data in the socket's buffer resets, RFC 1122 §4.2.2.13).
     b.set_num_tickets(0)?;
     if tls12_only {
         b.set_max_proto_version(Some(SslVersion::TLS1_2))?;
