@@ -2,6 +2,7 @@
 //! handshake, each bounded by the connect timeout.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use bytes::Bytes;
 use h2::client::{Connection, SendRequest};
@@ -21,22 +22,37 @@ const CONNECTION_WINDOW: u32 = 4 << 20;
 /// An HTTP/2 connection's two halves: the handle that opens streams, and
 /// the connection itself, which must be polled (as a task of its own) for
 /// anything to move.
-pub(super) type Halves = (SendRequest<Bytes>, Connection<TlsStream<TcpStream>, Bytes>);
+pub type Halves = (SendRequest<Bytes>, Connection<TlsStream<TcpStream>, Bytes>);
 
-/// Connects to the gateway: the first address whose TCP connect succeeds,
-/// then TLS (which must agree on ALPN `h2`) and the HTTP/2 handshake.
+/// Connects to the run's gateway (see [`open`]).
+pub(super) async fn connect(link: &H2Link) -> Result<Halves, GatewayError> {
+    open(&link.gateway, &link.domain, &link.connector, link.connect_timeout).await
+}
+
+/// Connects to `gateway` (`host:port`) as every shard does: the first
+/// address whose TCP connect succeeds, then TLS through `connector` (which
+/// must agree on ALPN `h2`, see [`TlsConfig::h2_connector`]) checking the
+/// server's name against `domain`, and the HTTP/2 handshake with the
+/// sender's settings. Each step is bounded by `connect_timeout`. Public so
+/// that a benchmark's client can measure the very same stack.
+///
+/// [`TlsConfig::h2_connector`]: crate::tls::TlsConfig::h2_connector
 ///
 /// # Errors
 /// Why the gateway cannot be used, as for the binary transport, or
 /// [`GatewayError::NoHttp2`] when the server does not speak HTTP/2.
-pub(super) async fn connect(link: &H2Link) -> Result<Halves, GatewayError> {
+pub async fn open(
+    gateway: &str,
+    domain: &str,
+    connector: &tokio_native_tls::TlsConnector,
+    connect_timeout: Duration,
+) -> Result<Halves, GatewayError> {
     let within = |what: &'static str| move |_| GatewayError::Timeout(what);
-    let addrs: Vec<SocketAddr> =
-        tokio::net::lookup_host(link.gateway.as_str()).await.map_err(GatewayError::Unresolved)?.collect();
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(gateway).await.map_err(GatewayError::Unresolved)?.collect();
     let mut last = GatewayError::NoAddress;
     let mut tcp = None;
     for addr in addrs {
-        match timeout(link.connect_timeout, TcpStream::connect(addr)).await {
+        match timeout(connect_timeout, TcpStream::connect(addr)).await {
             Ok(Ok(sock)) => {
                 tcp = Some(sock);
                 break;
@@ -48,7 +64,7 @@ pub(super) async fn connect(link: &H2Link) -> Result<Halves, GatewayError> {
     let tcp = tcp.ok_or(last)?;
     // Requests are small and answered one by one: never let Nagle hold one.
     let _ = tcp.set_nodelay(true);
-    let tls = timeout(link.connect_timeout, link.connector.connect(&link.domain, tcp))
+    let tls = timeout(connect_timeout, connector.connect(domain, tcp))
         .await
         .map_err(within("the TLS handshake"))?
         .map_err(|e| {
@@ -70,7 +86,7 @@ pub(super) async fn connect(link: &H2Link) -> Result<Halves, GatewayError> {
         .initial_window_size(STREAM_WINDOW)
         .initial_connection_window_size(CONNECTION_WINDOW)
         .handshake::<_, Bytes>(tls);
-    timeout(link.connect_timeout, handshake)
+    timeout(connect_timeout, handshake)
         .await
         .map_err(within("the HTTP/2 handshake"))?
         .map_err(|e| GatewayError::Handshake(format!("HTTP/2: {e}")))

@@ -9,7 +9,7 @@
 //! | [`state`] | the sans-I/O state of one connection thread: what to send, what an answer settles |
 //! | [`config`] | the transport's settings ([`config::Http2Config`]) |
 //! | `link` | what every connection of a run shares, and the request it fills in per notification |
-//! | `connect` | TCP, TLS with ALPN `h2`, and the HTTP/2 handshake |
+//! | `connect` | TCP, TLS with ALPN `h2`, and the HTTP/2 handshake ([`open`]) |
 //! | `conn` | the I/O driver of one shard: a current-thread tokio runtime around [`state::H2State`] |
 //! | `probe` | the gateway check before any token is read |
 
@@ -23,3 +23,5 @@ pub(crate) mod link;
 pub(crate) mod probe;
 pub mod request;
 pub mod state;
+
+pub use connect::{Halves, open};

@@ -5,7 +5,7 @@ use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use apnsblast::tls::{ClientIdentity, TlsConfig};
+use apnsblast::tls::{ClientIdentity, TlsConfig, server_name};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use native_tls::{HandshakeError, TlsConnector, TlsStream};
@@ -29,35 +29,43 @@ impl Job {
     /// The TLS client setup the sender uses, from the command line: the client
     /// identity, the extra trust root, and the gateway's address and name.
     pub(crate) fn new(args: &Args) -> Result<Job, String> {
-        let password = match &args.cert_password_env {
-            Some(var) => Some(std::env::var(var).map_err(|e| format!("--cert-password-env {var}: {e}"))?),
-            None => None,
-        };
-        let identity = ClientIdentity::load(&args.cert, args.key.as_deref(), password.as_deref())
-            .map_err(|e| format!("--cert: {e}"))?;
-        let tls = TlsConfig {
-            identity: Some(identity),
-            extra_roots: args.ca.iter().cloned().collect(),
-            danger_accept_invalid_certs: false,
-        };
-        let connector = tls.connector().map_err(|e| format!("TLS setup: {e}"))?;
+        if args.cert.is_none() {
+            return Err("--cert is required for the binary protocol".into());
+        }
+        let connector = tls_config(args)?.connector().map_err(|e| format!("TLS setup: {e}"))?;
         let addr = args
             .gateway
             .to_socket_addrs()
             .map_err(|e| format!("--gateway {}: {e}", args.gateway))?
             .next()
             .ok_or_else(|| format!("--gateway {}: no address", args.gateway))?;
-        let host = args.gateway.rsplit_once(':').map_or(args.gateway.as_str(), |(h, _)| h);
-        let domain = host.trim_start_matches('[').trim_end_matches(']').to_owned();
         Ok(Job {
             addr,
-            domain,
+            domain: server_name(&args.gateway).to_owned(),
             connector,
             nodelay: args.nodelay,
             send_buffer: args.send_buffer,
             timeout: Duration::from_secs(args.timeout.max(1)),
         })
     }
+}
+
+/// The sender's TLS settings from the command line: the client identity
+/// (when there is one) and the extra trust root.
+pub(crate) fn tls_config(args: &Args) -> Result<TlsConfig, String> {
+    let identity = match &args.cert {
+        Some(cert) => {
+            let password = match &args.cert_password_env {
+                Some(var) => Some(std::env::var(var).map_err(|e| format!("--cert-password-env {var}: {e}"))?),
+                None => None,
+            };
+            let id = ClientIdentity::load(cert, args.key.as_deref(), password.as_deref())
+                .map_err(|e| format!("--cert: {e}"))?;
+            Some(id)
+        }
+        None => None,
+    };
+    Ok(TlsConfig { identity, extra_roots: args.ca.iter().cloned().collect(), danger_accept_invalid_certs: false })
 }
 
 fn timed_out(what: &str) -> io::Error {

@@ -19,7 +19,7 @@ pub(crate) fn default_payload() -> Vec<u8> {
 }
 
 /// A distinct, random-looking token for frame `i` of connection `conn`.
-fn token(conn: u32, i: u64) -> DeviceToken {
+pub(crate) fn token(conn: u32, i: u64) -> DeviceToken {
     let mut t = [0u8; 32];
     let mut x = (u64::from(conn) << 40 | i).wrapping_add(0x9e37_79b9_7f4a_7c15);
     for chunk in t.chunks_exact_mut(8) {

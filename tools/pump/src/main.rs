@@ -28,10 +28,16 @@
 //! ```text
 //! pump --gateway 127.0.0.1:PORT --cert certs/client.p12 --ca certs/ca.pem --frames 1000000
 //! ```
+//!
+//! With `--api http2` it sends pre-built HTTP/2 requests instead (see `h2`),
+//! and its line reads
+//! `{"api":"http2","requests":…,"connections":…,"streams":…,"max_streams_seen":…,"elapsed_s":…,"rate_per_s":…}`.
 
 mod args;
 mod connect;
 mod frames;
+mod h2;
+mod h2run;
 mod pump;
 
 use std::process::ExitCode;
@@ -42,7 +48,7 @@ use std::time::Instant;
 use apnsblast::frame::Command;
 use clap::Parser;
 
-use crate::args::Args;
+use crate::args::{Api, Args};
 use crate::connect::Job;
 use crate::frames::{SENTINEL_LEN, default_payload, encode};
 use crate::pump::pump;
@@ -120,7 +126,11 @@ fn run(args: Args) -> Result<String, String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match run(args) {
+    let result = match args.api {
+        Api::Binary => run(args),
+        Api::Http2 => h2run::run(&args),
+    };
+    match result {
         Ok(line) => {
             println!("{line}");
             ExitCode::SUCCESS
