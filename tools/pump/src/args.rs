@@ -65,6 +65,11 @@ pub(crate) struct Args {
     /// HTTP/2: the team's id.
     #[arg(long, value_name = "ID")]
     pub(crate) team_id: Option<String>,
+    /// HTTP/2: write the provider token (`bearer <JWT>`, the `authorization`
+    /// header's value) made from --auth-key to FILE and exit, for another
+    /// client measured against the same gateway.
+    #[arg(long, value_name = "FILE", requires = "auth_key")]
+    pub(crate) token_out: Option<PathBuf>,
     /// HTTP/2: `apns-topic` (the app's bundle id).
     #[arg(long, value_name = "TOPIC")]
     pub(crate) topic: Option<String>,

@@ -45,6 +45,10 @@ fn job(args: &Args) -> Result<H2Job, String> {
 /// The whole run: set up, pre-build, start every connection at once, and report.
 pub(crate) fn run(args: &Args) -> Result<String, String> {
     let job = Arc::new(job(args)?);
+    if let (Some(path), Some(token)) = (&args.token_out, &job.token) {
+        write_private(path, token.current().authorization()).map_err(|e| format!("--token-out {}: {e}", path.display()))?;
+        return Ok(format!("{{\"token_out\":{:?}}}", path.display().to_string()));
+    }
     let body = Bytes::from(match &args.payload {
         Some(p) => std::fs::read(p).map_err(|e| format!("--payload {}: {e}", p.display()))?,
         None => default_payload(),
@@ -98,4 +102,12 @@ pub(crate) fn run(args: &Args) -> Result<String, String> {
         elapsed,
         args.frames as f64 / elapsed,
     ))
+}
+
+/// Writes `bytes` to a new file only its owner can read: it holds a credential.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    f.write_all(bytes)
 }
