@@ -41,8 +41,8 @@ mod tune;
 pub use gateway::{GatewayArgs, Service};
 pub use given::{given, note_given};
 
-/// Blast Apple push notifications over the APNs binary provider protocol and
-/// account for every token.
+/// Blast Apple push notifications over Apple's HTTP/2 provider API or the
+/// APNs binary provider protocol, and account for every token.
 #[derive(Debug, Parser)]
 #[command(name = "apnsblast", version, propagate_version = true)]
 #[command(after_help = "Exit status: 0 every token accepted; 1 some tokens were not (rejected, unconfirmed, \
