@@ -3,6 +3,7 @@
 
 use anyhow::bail;
 
+use apnsblast::http2::config::Http2Config;
 use apnsblast::report::Report;
 use apnsblast::run::SendConfig;
 use apnsblast::tls::TlsConfig;
@@ -66,14 +67,13 @@ impl trials::Trial for Point {
     }
 }
 
-/// Runs the HTTP/2 trials of `s`.
-pub(super) fn run(s: Setup) -> anyhow::Result<Exit> {
+/// Runs the HTTP/2 trials of `s` with the settings `h2` (from the flags,
+/// the key read).
+pub(super) fn run(s: Setup, mut h2: Http2Config) -> anyhow::Result<Exit> {
     let args = s.args;
     let streams = counts("--streams-list", &args.streams_list)?;
     let plan: Vec<Point> =
         s.shards.iter().flat_map(|&shards| streams.iter().map(move |&streams| Point { shards, streams })).collect();
-    // The headers and the key are checked before anything connects.
-    let mut h2 = args.http2.config(args.message.http2_priority())?;
     // Against the mock, `_mock` keeps it (and its certificates) until the end.
     let (gateway, tls, _mock) = if s.real {
         let tls = match (&args.tls, args.http2.auth_key.is_some()) {

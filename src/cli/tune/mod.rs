@@ -6,10 +6,10 @@
 //! `--shards-list`, Nagle on and off, pipelined, then strict at one shard
 //! count ([`binary`]); over HTTP/2 a grid of connections × streams per
 //! connection ([`http2`]). Every trial goes through the path `send` takes
-//! ([`blast::execute`]); by default against the bundled mock started as
-//! `demo` starts it. Against a user's gateway each trial sends real
-//! notifications, so the total is announced and confirmed before anything
-//! connects.
+//! ([`execute`](crate::cli::blast::execute)); by default against the
+//! bundled mock started as `demo` starts it. Against a user's gateway each
+//! trial sends real notifications, so the total is announced and confirmed
+//! before anything connects.
 
 use std::path::PathBuf;
 
@@ -182,11 +182,13 @@ pub fn run(mut args: TuneArgs, global: &Global) -> anyhow::Result<Exit> {
     if !real && args.message.payload.is_none() && args.message.alert.is_none() {
         args.message.alert = Some(MOCK_ALERT.to_owned());
     }
-    let (payload, payload_limit) = match api {
-        ApiArg::Binary => (args.message.payload()?, args.message.command().payload_limit()),
+    // The transport's settings (the .p8 key, the ids, the headers) before any of the list is read.
+    let (payload, payload_limit, http2) = match api {
+        ApiArg::Binary => (args.message.payload()?, args.message.command().payload_limit(), None),
         ApiArg::Http2 => {
             let limit = args.http2.payload_limit();
-            (args.message.payload_within(limit, "HTTP/2")?, limit)
+            let config = args.http2.config(args.message.http2_priority())?;
+            (args.message.payload_within(limit, "HTTP/2")?, limit, Some(config))
         }
     };
     let options = ReaderOptions { payload_limit, ..ReaderOptions::default() };
@@ -198,9 +200,9 @@ pub fn run(mut args: TuneArgs, global: &Global) -> anyhow::Result<Exit> {
     let report = args.report.as_deref().map(|p| Pending::create("--report", p)).transpose()?;
     let chart = args.chart.as_deref().map(|p| Pending::create("--chart", p)).transpose()?;
     let setup = Setup { args: &args, real, shards, sample, options, payload, report, chart, global };
-    match api {
-        ApiArg::Binary => binary::run(setup),
-        ApiArg::Http2 => http2::run(setup),
+    match http2 {
+        None => binary::run(setup),
+        Some(config) => http2::run(setup, config),
     }
 }
 
