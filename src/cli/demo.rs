@@ -14,7 +14,7 @@ use apnsblast::input::ReaderOptions;
 use apnsblast::report::Report;
 use apnsblast::run::SendConfig;
 use apnsblast::tls::{ClientIdentity, TlsConfig};
-use mock_gateway::{Config, Gateway, Handle, Http2Gateway, Pki, Stats};
+use mock_gateway::{Config, Gateway, Handle, Http2Gateway, Http2Handle, Pki, Stats};
 
 use super::blast::{self, Job};
 use super::generate::TokenGen;
@@ -60,14 +60,13 @@ pub fn run(args: DemoArgs, global: &Global) -> anyhow::Result<Exit> {
     Http2Args::check_flags(args.api)?;
     let outputs = Outputs::create(&args.outputs)?;
     let mock = Config { bad_rate: args.bad_rate, seed: args.seed, ..Config::default() };
-    let Mock { gateway: gw, tls, dir } = start_mock(mock.clone(), "demo", global)?;
-    let payload = br#"{"aps":{"alert":"Hello from the apnsblast demo"}}"#;
-    let mut config = SendConfig::new(gw.addr().to_string(), tls.clone(), Arc::<[u8]>::from(&payload[..]));
-    args.tuning.apply(&mut config)?;
     if args.api == ApiArg::Http2 {
-        gw.stop();
-        return http2(&args, mock, config, dir, outputs, global);
+        return http2(&args, &mock, outputs, global);
     }
+    let Mock { gateway: gw, tls, dir: _dir } = start_mock(mock, "demo", global)?;
+    let payload = br#"{"aps":{"alert":"Hello from the apnsblast demo"}}"#;
+    let mut config = SendConfig::new(gw.addr().to_string(), tls, &payload[..]);
+    args.tuning.apply(&mut config)?;
     let input = Input::from_reader(TokenGen::new(args.tokens, args.seed, 0.0), "generated tokens", None);
     if !global.quiet {
         eprintln!(
@@ -121,27 +120,12 @@ fn finish(
 
 /// `demo --api http2`: the same list through the HTTP/2 mock, with token
 /// authentication by the mock's own `.p8` key.
-fn http2(
-    args: &DemoArgs,
-    mock: Config,
-    mut config: SendConfig,
-    dir: tempfile::TempDir,
-    outputs: Outputs,
-    global: &Global,
-) -> anyhow::Result<Exit> {
-    let pki = Pki::ensure(dir.path()).map_err(|e| anyhow::anyhow!("the demo certificates: {e}"))?;
-    let gw = Http2Gateway::start(&mock, &pki, "127.0.0.1:0".parse().expect("loopback address"))
-        .context("starting the HTTP/2 mock gateway on 127.0.0.1")?;
-    let key = AuthKey::load(&pki.auth_key_path())?;
-    let token = ProviderToken::new(key, pki.key_id(), pki.team_id())?;
-    config.gateway = gw.addr().to_string();
-    // Token authentication: no client certificate.
-    config.tls.identity = None;
-    config.http2 = Some(Http2Config {
-        token: Some(Arc::new(token)),
-        topic: Some(pki.bundle_id().to_owned()),
-        ..Http2Config::default()
-    });
+fn http2(args: &DemoArgs, mock: &Config, outputs: Outputs, global: &Global) -> anyhow::Result<Exit> {
+    let Http2Mock { gateway: gw, tls, http2, dir: _dir } = start_http2_mock(mock, "demo", global)?;
+    let payload = br#"{"aps":{"alert":"Hello from the apnsblast demo"}}"#;
+    let mut config = SendConfig::new(gw.addr().to_string(), tls, &payload[..]);
+    args.tuning.apply(&mut config)?;
+    config.http2 = Some(http2);
     let input = Input::from_reader(TokenGen::new(args.tokens, args.seed, 0.0), "generated tokens", None);
     if !global.quiet {
         eprintln!(
@@ -184,6 +168,46 @@ pub(crate) struct Mock {
 /// # Errors
 /// The directory, the certificates or the listener cannot be made.
 pub(crate) fn start_mock(config: Config, command: &str, global: &Global) -> anyhow::Result<Mock> {
+    let (dir, pki) = certificates(command, global)?;
+    let gateway = Gateway::start(config, &pki, "127.0.0.1:0".parse().expect("loopback address"), None)
+        .context("starting the mock gateway on 127.0.0.1")?;
+    let identity = ClientIdentity::load(pki.client_p12_path(), None, Some(""))?;
+    let tls =
+        TlsConfig { identity: Some(identity), extra_roots: vec![pki.ca_path()], danger_accept_invalid_certs: false };
+    Ok(Mock { gateway, tls, dir })
+}
+
+/// The bundled HTTP/2 mock running on loopback, and what a client needs to
+/// reach it with token authentication. `pub(crate)`: `tune` starts the same mock.
+pub(crate) struct Http2Mock {
+    /// The running gateway (127.0.0.1, a free port).
+    pub(crate) gateway: Http2Handle,
+    /// Its CA as the trust root; no client certificate (the token authenticates).
+    pub(crate) tls: TlsConfig,
+    /// The token made with the mock's own `.p8` key, and the topic it serves.
+    pub(crate) http2: Http2Config,
+    /// Holds the fresh certificates and key; removed when dropped.
+    pub(crate) dir: tempfile::TempDir,
+}
+
+/// As [`start_mock`], for the HTTP/2 mock.
+///
+/// # Errors
+/// The directory, the certificates, the key or the listener cannot be made.
+pub(crate) fn start_http2_mock(config: &Config, command: &str, global: &Global) -> anyhow::Result<Http2Mock> {
+    let (dir, pki) = certificates(command, global)?;
+    let gateway = Http2Gateway::start(config, &pki, "127.0.0.1:0".parse().expect("loopback address"))
+        .context("starting the HTTP/2 mock gateway on 127.0.0.1")?;
+    let key = AuthKey::load(&pki.auth_key_path())?;
+    let token = ProviderToken::new(key, pki.key_id(), pki.team_id())?;
+    let http2 =
+        Http2Config { token: Some(Arc::new(token)), topic: Some(pki.bundle_id().to_owned()), ..Http2Config::default() };
+    let tls = TlsConfig { identity: None, extra_roots: vec![pki.ca_path()], danger_accept_invalid_certs: false };
+    Ok(Http2Mock { gateway, tls, http2, dir })
+}
+
+/// Fresh certificates (and `.p8` key) in a new temporary directory.
+fn certificates(command: &str, global: &Global) -> anyhow::Result<(tempfile::TempDir, Pki)> {
     let dir = tempfile::Builder::new()
         .prefix(&format!("apnsblast-{command}-"))
         .tempdir()
@@ -192,12 +216,7 @@ pub(crate) fn start_mock(config: Config, command: &str, global: &Global) -> anyh
         eprintln!("apnsblast {command}: making certificates in {}", dir.path().display());
     }
     let pki = Pki::ensure(dir.path()).map_err(|e| anyhow::anyhow!("generating {command} certificates: {e}"))?;
-    let gateway = Gateway::start(config, &pki, "127.0.0.1:0".parse().expect("loopback address"), None)
-        .context("starting the mock gateway on 127.0.0.1")?;
-    let identity = ClientIdentity::load(pki.client_p12_path(), None, Some(""))?;
-    let tls =
-        TlsConfig { identity: Some(identity), extra_roots: vec![pki.ca_path()], danger_accept_invalid_certs: false };
-    Ok(Mock { gateway, tls, dir })
+    Ok((dir, pki))
 }
 
 /// Whether the sender's report matches what the mock counted.

@@ -10,6 +10,7 @@ use clap::{Args, ValueEnum};
 use apnsblast::http2::config::Http2Config;
 use apnsblast::http2::jwt::{AuthKey, ProviderToken};
 use apnsblast::http2::request::PushType;
+use apnsblast::tls::TlsConfig;
 
 use super::given;
 
@@ -210,6 +211,23 @@ pub fn is_http2_gateway(gateway: &str) -> bool {
         Some(p) => HTTP2_PORTS.contains(&p),
         None => apples_api,
     }
+}
+
+/// Without a token or `--topic`, sets the topic of `config` to the app the
+/// certificate of `tls` is for.
+///
+/// # Errors
+/// The certificate names no app.
+pub fn topic_from_certificate(config: &mut Http2Config, tls: &TlsConfig) -> anyhow::Result<()> {
+    if config.token.is_none() && config.topic.is_none() {
+        // Apple's provider certificates are for one app, named by their UID.
+        let topic = tls.identity.as_ref().and_then(|id| id.topic());
+        let Some(topic) = topic else {
+            bail!("--topic: required (the certificate's subject names no app: it has no UID)");
+        };
+        config.topic = Some(topic.to_owned());
+    }
+    Ok(())
 }
 
 /// The key id in a file name as Apple ships it: `AuthKey_ABC123DEFG.p8`.

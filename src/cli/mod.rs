@@ -79,7 +79,7 @@ pub enum Command {
     GenTokens(generate::GenArgs),
     /// Merge the reports of the partitions of one list (send --partition)
     Merge(merge::MergeArgs),
-    /// Try shard counts, Nagle on and off and both styles; recommend the fastest clean setting
+    /// Try settings (binary: shard counts, Nagle, styles; HTTP/2: connections x streams); recommend one
     Tune(Box<tune::TuneArgs>),
 }
 

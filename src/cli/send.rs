@@ -19,7 +19,7 @@ use apnsblast::payload;
 use apnsblast::run::SendConfig;
 
 use super::blast::{self, Job};
-use super::http2args::{ApiArg, Http2Args};
+use super::http2args::{ApiArg, Http2Args, topic_from_certificate};
 use super::output::Outputs;
 use super::tlsargs::TlsArgs;
 use super::{Exit, GatewayArgs, Global, OutputArgs, Service, TuningArgs, parse_partition, read_small, tokens};
@@ -216,16 +216,8 @@ pub fn run(args: SendArgs, global: &Global) -> anyhow::Result<Exit> {
         ApiArg::Http2 if args.http2.auth_key.is_some() => args.tls.load_optional()?,
         _ => args.tls.load()?,
     };
-    if let Transport::Http2(h2) = &mut transport
-        && h2.token.is_none()
-        && h2.topic.is_none()
-    {
-        // Apple's provider certificates are for one app, named by their UID.
-        let topic = tls.identity.as_ref().and_then(|id| id.topic());
-        let Some(topic) = topic else {
-            bail!("--topic: required (the certificate's subject names no app: it has no UID)");
-        };
-        h2.topic = Some(topic.to_owned());
+    if let Transport::Http2(h2) = &mut transport {
+        topic_from_certificate(h2, &tls)?;
     }
     let mut config = SendConfig::new(gateway.clone(), tls, Arc::<[u8]>::from(shared_payload));
     config.command = command;

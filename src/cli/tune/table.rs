@@ -1,6 +1,7 @@
-//! What `tune` found: one [`Row`] per trial, the recommendation among them,
-//! and the three ways they are shown (the table, the `send` flags, the SVG
-//! chart). Pure: no I/O, so the rule is tested on made-up rows.
+//! What `tune` found over the binary protocol: one [`Row`] per trial, the
+//! recommendation among them, and the three ways they are shown (the table,
+//! the `send` flags, the chart's lines). Pure: no I/O, so the rule is tested
+//! on made-up rows.
 
 use std::fmt::Write as _;
 
@@ -10,7 +11,8 @@ use apnsblast::frame::Status;
 use apnsblast::report::Report;
 use apnsblast::run::Style;
 
-use super::Trial;
+use super::binary::Trial;
+use super::chart::Line;
 use crate::cli::{TuningArgs, defaults};
 
 /// Rates within this fraction of the fastest clean trial count as equally fast.
@@ -66,7 +68,7 @@ impl Row {
     }
 }
 
-/// Failures a setting can cause (see `rule` in `tune.rs`): unconfirmed and
+/// Failures a setting can cause (see `rule` in `binary.rs`): unconfirmed and
 /// unsent tokens, rejections other than invalid token, failed connection attempts.
 pub(super) fn errors(r: &Report) -> u64 {
     let invalid = Status::InvalidToken.code().to_string();
@@ -80,26 +82,63 @@ fn extra_reconnects(r: &Row) -> u64 {
     r.reconnects.saturating_sub(r.report.rejected_total())
 }
 
-/// The recommended row (see `rule` in `tune.rs`): `None` when no trial completed.
+/// The recommended row (see `rule` in `binary.rs`): `None` when no trial completed.
 pub(super) fn recommend(rows: &[Row]) -> Option<usize> {
-    let done: Vec<usize> = (0..rows.len()).filter(|&i| !rows[i].report.interrupted && rows[i].sample > 0).collect();
-    let per_token = |x: u64, r: &Row| x as f64 / r.sample as f64;
-    let lowest =
-        |f: &dyn Fn(&Row) -> u64| done.iter().map(|&i| per_token(f(&rows[i]), &rows[i])).fold(f64::INFINITY, f64::min);
-    let (fewest_errors, fewest_reconnects) = (lowest(&|r| r.errors), lowest(&extra_reconnects));
+    let measured: Vec<Measured> = rows
+        .iter()
+        .map(|r| Measured {
+            sample: r.sample,
+            errors: r.errors,
+            reconnects: extra_reconnects(r),
+            rate: r.rate_per_s,
+            done: !r.report.interrupted,
+        })
+        .collect();
+    pick(&measured, |a, b| {
+        let (a, b) = (&rows[a], &rows[b]);
+        (a.shards, a.reconnects).cmp(&(b.shards, b.reconnects))
+    })
+}
+
+/// What the recommendation weighs of one trial, whichever the transport.
+pub(super) struct Measured {
+    /// Tokens sent.
+    pub(super) sample: u64,
+    /// Failures the setting can cause.
+    pub(super) errors: u64,
+    /// Reconnects the setting can cause.
+    pub(super) reconnects: u64,
+    /// Notifications per second.
+    pub(super) rate: f64,
+    /// Not interrupted.
+    pub(super) done: bool,
+}
+
+/// The rule both transports share (see `rule` in `binary.rs`): the clean
+/// trials (the fewest errors per token, reconnects per token within
+/// [`RECONNECT_MARGIN`] of the fewest), of those the ones within
+/// [`SAME_SPEED`] of the fastest, of those the first by `smaller` (the
+/// smallest setting), then the fastest. `None` when no trial completed.
+pub(super) fn pick(trials: &[Measured], smaller: impl Fn(usize, usize) -> std::cmp::Ordering) -> Option<usize> {
+    let done: Vec<usize> = (0..trials.len()).filter(|&i| trials[i].done && trials[i].sample > 0).collect();
+    let per_token = |x: u64, t: &Measured| x as f64 / t.sample as f64;
+    let lowest = |f: &dyn Fn(&Measured) -> u64| {
+        done.iter().map(|&i| per_token(f(&trials[i]), &trials[i])).fold(f64::INFINITY, f64::min)
+    };
+    let (fewest_errors, fewest_reconnects) = (lowest(&|t| t.errors), lowest(&|t| t.reconnects));
     let clean: Vec<usize> = done
         .into_iter()
         .filter(|&i| {
-            let r = &rows[i];
-            let allowed = fewest_reconnects * (1.0 + RECONNECT_MARGIN) * r.sample as f64 + RECONNECT_SLACK;
-            per_token(r.errors, r) <= fewest_errors * (1.0 + 1e-9) && extra_reconnects(r) as f64 <= allowed
+            let t = &trials[i];
+            let allowed = fewest_reconnects * (1.0 + RECONNECT_MARGIN) * t.sample as f64 + RECONNECT_SLACK;
+            per_token(t.errors, t) <= fewest_errors * (1.0 + 1e-9) && t.reconnects as f64 <= allowed
         })
         .collect();
-    let fastest = clean.iter().map(|&i| rows[i].rate_per_s).fold(0.0, f64::max);
-    clean.into_iter().filter(|&i| rows[i].rate_per_s >= fastest * (1.0 - SAME_SPEED)).min_by(|&a, &b| {
-        let (a, b) = (&rows[a], &rows[b]);
-        (a.shards, a.reconnects).cmp(&(b.shards, b.reconnects)).then(b.rate_per_s.total_cmp(&a.rate_per_s))
-    })
+    let fastest = clean.iter().map(|&i| trials[i].rate).fold(0.0, f64::max);
+    clean
+        .into_iter()
+        .filter(|&i| trials[i].rate >= fastest * (1.0 - SAME_SPEED))
+        .min_by(|&a, &b| smaller(a, b).then(trials[b].rate.total_cmp(&trials[a].rate)))
 }
 
 /// The `send` flags of a row, with the Sending options given to `tune`.
@@ -173,6 +212,11 @@ pub(super) fn table(rows: &[Row], strict: (usize, u64), tokens: u64) -> String {
     s
 }
 
+/// `0.05` as "5%".
+pub(super) fn percent(fraction: f64) -> String {
+    format!("{:.0}%", fraction * 100.0)
+}
+
 /// `1234567.8` as "1,234,568".
 pub(super) fn grouped(x: f64) -> String {
     let digits = format!("{:.0}", x.max(0.0));
@@ -186,63 +230,19 @@ pub(super) fn grouped(x: f64) -> String {
     s
 }
 
-/// The SVG chart: notifications/s against shard count, one line per Nagle
-/// setting (pipelined trials).
-pub(super) fn chart(rows: &[Row], shards: &[usize], against: &str) -> anyhow::Result<String> {
-    use plotters::prelude::*;
-
-    let top = rows.iter().map(|r| r.rate_per_s).fold(1.0, f64::max) * 1.15;
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (800, 500)).into_drawing_area();
-        let draw = |e: DrawingAreaErrorKind<_>| anyhow::anyhow!("--chart: drawing failed: {e}");
-        root.fill(&WHITE).map_err(draw)?;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(format!("apnsblast tune against {against}"), ("sans-serif", 18))
-            .margin(16)
-            .x_label_area_size(44)
-            .y_label_area_size(80)
-            .build_cartesian_2d((0..shards.len() as i32 - 1).into_segmented(), 0.0..top)
-            .map_err(draw)?;
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_desc("shards (connections in parallel)")
-            .y_desc("notifications/s")
-            .x_labels(shards.len())
-            .x_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => shards.get(*i as usize).map_or(String::new(), ToString::to_string),
-                _ => String::new(),
-            })
-            .y_label_formatter(&|y| grouped(*y))
-            .draw()
-            .map_err(draw)?;
-        for (nodelay, color, label) in [(false, BLUE, "Nagle on"), (true, RED, "Nagle off (--nodelay)")] {
-            let points: Vec<(SegmentValue<i32>, f64)> = rows
+/// The chart's lines: the pipelined trials, one line per Nagle setting.
+pub(super) fn lines(rows: &[Row]) -> Vec<Line> {
+    [(false, "Nagle on"), (true, "Nagle off (--nodelay)")]
+        .into_iter()
+        .map(|(nodelay, label)| Line {
+            label: label.to_owned(),
+            points: rows
                 .iter()
                 .filter(|r| r.nodelay == nodelay && r.style == "pipelined")
-                .filter_map(|r| {
-                    let i = shards.iter().position(|&s| s == r.shards)?;
-                    Some((SegmentValue::CenterOf(i as i32), r.rate_per_s))
-                })
-                .collect();
-            chart
-                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
-                .map_err(draw)?
-                .label(label)
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], color.stroke_width(2)));
-            chart.draw_series(points.into_iter().map(|p| Circle::new(p, 4, color.filled()))).map_err(draw)?;
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.8))
-            .border_style(BLACK)
-            .draw()
-            .map_err(draw)?;
-        root.present().map_err(draw)?;
-    }
-    Ok(svg)
+                .map(|r| (r.shards, r.rate_per_s))
+                .collect(),
+        })
+        .collect()
 }
 
 #[cfg(test)]
