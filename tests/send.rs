@@ -179,7 +179,7 @@ impl Iterator for Stalling {
         }
         let token = self.tokens.next()?;
         self.line += 1;
-        Some(Ok(apnsblast::input::Record::Send(apnsblast::input::Entry { line: self.line, token, payload: None })))
+        Some(Ok(apnsblast::input::Record::Send(apnsblast::input::Entry { line: self.line, token, extras: None })))
     }
 }
 
