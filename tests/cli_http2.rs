@@ -373,11 +373,13 @@ fn a_lines_own_headers_go_out_over_http2_and_are_skipped_over_binary() {
     let toks = tokens(2, 14);
     let bundle = pki().bundle_id();
     let dir = Dir::new();
-    let text = format!("{{\"token\":\"{}\",\"topic\":\"{bundle}.voip\",\"push_type\":\"voip\"}}\n{}\n", toks[0], toks[1]);
+    let text =
+        format!("{{\"token\":\"{}\",\"topic\":\"{bundle}.voip\",\"push_type\":\"voip\"}}\n{}\n", toks[0], toks[1]);
     let list = dir.file("tokens.ndjson", &text);
     let (report, failed) = (dir.at("report.json"), dir.at("failed.ndjson"));
 
-    let gw = h2_gateway(Config { http2: MockHttp2 { record_requests: true, ..MockHttp2::default() }, ..Config::default() });
+    let gw =
+        h2_gateway(Config { http2: MockHttp2 { record_requests: true, ..MockHttp2::default() }, ..Config::default() });
     let r = run(&h2_args(&gw, &list, &["--report", &report]), None);
     assert_eq!(r.code, 0, "{r:?}");
     let seen = gw.accepted_requests();

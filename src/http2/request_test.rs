@@ -8,9 +8,8 @@ fn headers(topic: Option<&str>, priority: u8, collapse: Option<&str>) -> Result<
 
 #[test]
 fn shared_headers_are_built_once_in_apples_spelling() {
-    let h =
-        Headers::new(Some("com.example.app".into()), PushType::LiveActivity, 5, 1_700_000_000, Some("c1".into()))
-            .unwrap();
+    let h = Headers::new(Some("com.example.app".into()), PushType::LiveActivity, 5, 1_700_000_000, Some("c1".into()))
+        .unwrap();
     let got: Vec<(String, &str)> = h.iter().map(|(n, v)| (n.to_string(), v.to_str().unwrap())).collect();
     let want = [
         ("apns-topic", "com.example.app"),
@@ -56,10 +55,7 @@ fn errors_say_what_apple_takes() {
         HeadersError::Priority(7).to_string(),
         "invalid priority 7: expected 10 (immediate), 5 (power-considerate) or 1 (lowest)"
     );
-    assert_eq!(
-        HeadersError::CollapseIdTooLong(65).to_string(),
-        "collapse id is 65 bytes long; Apple takes at most 64"
-    );
+    assert_eq!(HeadersError::CollapseIdTooLong(65).to_string(), "collapse id is 65 bytes long; Apple takes at most 64");
 }
 
 #[test]

@@ -28,8 +28,8 @@ use std::collections::hash_map::Entry as Slot;
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
-use super::{Entry, LineExtras};
 use super::partition::{PassThrough, fingerprint};
+use super::{Entry, LineExtras};
 use crate::token::DeviceToken;
 
 mod filter;
@@ -256,7 +256,13 @@ impl Lookahead {
 
     /// Queues a token; once the ring is full, returns the oldest (fingerprint,
     /// entry), whose slot the new token takes.
-    fn push(&mut self, fp: u64, line: u64, token: DeviceToken, extras: Option<Arc<LineExtras>>) -> Option<(u64, Entry)> {
+    fn push(
+        &mut self,
+        fp: u64,
+        line: u64,
+        token: DeviceToken,
+        extras: Option<Arc<LineExtras>>,
+    ) -> Option<(u64, Entry)> {
         if self.len < LOOKAHEAD {
             self.slots[(self.head + self.len) % LOOKAHEAD].put(fp, line, token, extras);
             self.len += 1;
