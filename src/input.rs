@@ -135,8 +135,9 @@ impl fmt::Display for Skip {
 pub enum SkipReason {
     /// Not a device token.
     BadToken(TokenError),
-    /// The same token was sent from an earlier line (lines skipped for a bad
-    /// payload do not count, so a later good line for the token is sent).
+    /// The same token was sent from an earlier line (lines skipped for what
+    /// they set, a bad payload or header, do not count, so a later good line
+    /// for the token is sent).
     Duplicate,
     /// Starts with `{` but is not a JSON object with a `token` string and
     /// no keys besides `payload`, `topic`, `push_type`, `collapse_id`.
