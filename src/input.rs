@@ -8,12 +8,19 @@
 //! - blank, or a `#` comment: ignored, no record;
 //! - a hex token, as [`DeviceToken::parse`] accepts it (`<` `>`, spaces,
 //!   either case);
-//! - an NDJSON object `{"token": "…", "payload": {…}}` (first non-space
-//!   character `{`); the payload is optional (absent or `null` = the run's
-//!   shared payload) and is checked and minified by [`crate::payload::validate`]
-//!   (after parsing into a value: key order is kept, numbers are normalised);
-//!   other keys are refused, so a misspelt `"paylod"` cannot silently send
-//!   the shared payload;
+//! - an NDJSON object (first non-space character `{`) with a `token` and,
+//!   optionally, the line's own `payload`, `topic`, `push_type` and
+//!   `collapse_id` (absent or `null` = the run's):
+//!   `{"token": "…", "payload": {…}, "push_type": "voip", "topic": "com.example.app.voip"}`.
+//!   The payload is checked and minified by [`crate::payload::validate`]
+//!   (after parsing into a value: key order is kept, numbers are normalised)
+//!   against the line's push type's limit if it names one, else
+//!   [`ReaderOptions::payload_limit`]. The three headers are HTTP/2's and are
+//!   checked as the run's are ([`LineHeaders::new`]); they replace the run's
+//!   for that notification only. Over the binary protocol, which has no such
+//!   fields, a line that sets one is skipped ([`SkipReason::NeedsHttp2`])
+//!   rather than sent with another meaning. Other keys are refused, so a
+//!   misspelt `"paylod"` cannot silently send the shared payload;
 //! - anything else: skipped, with a [`SkipReason`].
 //!
 //! Line numbers are 1-based physical lines (CRLF is fine). A line that is not
@@ -41,7 +48,10 @@
 use std::fmt;
 use std::sync::Arc;
 
+use bytes::Bytes;
+
 use crate::binary::frame::Command;
+use crate::http2::request::{HeadersError, PushType};
 use crate::payload::PayloadError;
 use crate::token::{DeviceToken, TokenError};
 
@@ -54,6 +64,8 @@ mod scan;
 pub use dedup::MAX_FILTER_BYTES;
 pub use partition::{Partition, PartitionError};
 pub use reader::TokenReader;
+
+pub use crate::http2::request::LineHeaders;
 
 /// Lines longer than this many bytes (without the line break) are skipped
 /// with [`SkipReason::TooLong`] instead of being buffered.
@@ -77,9 +89,27 @@ pub struct Entry {
     pub line: u64,
     /// The device.
     pub token: DeviceToken,
-    /// This line's own payload, validated and minified; `None` = the run's
-    /// shared payload.
-    pub payload: Option<Arc<[u8]>>,
+    /// What the line sets for itself besides the token; `None` (the common
+    /// line) = everything is the run's.
+    pub extras: Option<Arc<LineExtras>>,
+}
+
+/// What an NDJSON line sets for its own notification. Rare, so it travels
+/// behind one pointer and a plain token line pays eight bytes for it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineExtras {
+    /// Its own payload, validated and minified; `None` = the run's shared
+    /// payload.
+    pub payload: Option<Bytes>,
+    /// Its own HTTP/2 headers (empty = the run's).
+    pub headers: LineHeaders,
+}
+
+impl Entry {
+    /// The line's own payload, if it has one.
+    pub fn payload(&self) -> Option<&[u8]> {
+        self.extras.as_ref().and_then(|e| e.payload.as_deref())
+    }
 }
 
 /// A line that will not be sent.
@@ -105,13 +135,23 @@ impl fmt::Display for Skip {
 pub enum SkipReason {
     /// Not a device token.
     BadToken(TokenError),
-    /// The same token was sent from an earlier line (lines skipped for a bad
-    /// payload do not count, so a later good line for the token is sent).
+    /// The same token was sent from an earlier line (lines skipped for what
+    /// they set, a bad payload or header, do not count, so a later good line
+    /// for the token is sent).
     Duplicate,
-    /// Starts with `{` but is not a `{"token", "payload"}` object.
+    /// Starts with `{` but is not a JSON object with a `token` string and
+    /// no keys besides `payload`, `topic`, `push_type`, `collapse_id`.
     BadJson(String),
     /// The line's own payload is unusable.
     BadPayload(PayloadError),
+    /// The line's own `topic`, `push_type` or `collapse_id` is unusable.
+    BadHeader(HeadersError),
+    /// The line sets an HTTP/2 header (the field is named) and the run uses
+    /// the binary protocol, which cannot carry it.
+    NeedsHttp2 {
+        /// `topic`, `push_type` or `collapse_id`.
+        field: &'static str,
+    },
     /// The line is not UTF-8.
     NotUtf8,
     /// The line is longer than [`MAX_LINE`] bytes.
@@ -128,6 +168,10 @@ impl fmt::Display for SkipReason {
             SkipReason::Duplicate => f.write_str("duplicate token"),
             SkipReason::BadJson(e) => write!(f, "invalid JSON line: {e}"),
             SkipReason::BadPayload(e) => write!(f, "invalid payload: {e}"),
+            SkipReason::BadHeader(e) => e.fmt(f),
+            SkipReason::NeedsHttp2 { field } => {
+                write!(f, "\"{field}\" needs --api http2: the binary protocol has no such field")
+            }
             SkipReason::NotUtf8 => f.write_str("line is not UTF-8"),
             SkipReason::TooLong { limit } => write!(f, "line is longer than {limit} bytes"),
         }
@@ -139,8 +183,16 @@ impl fmt::Display for SkipReason {
 pub struct ReaderOptions {
     /// Skip repeated tokens with [`SkipReason::Duplicate`] (default `true`).
     pub dedup: bool,
-    /// Size limit for per-line payloads, in bytes (default: command 2's 2048).
+    /// Size limit for per-line payloads, in bytes (default: command 2's
+    /// 2048); a line that names its own push type gets that type's limit.
     pub payload_limit: usize,
+    /// Lines may set their own HTTP/2 headers (`topic`, `push_type`,
+    /// `collapse_id`): the run sends over HTTP/2. Otherwise (the default, as
+    /// for the binary protocol) such a line is skipped with
+    /// [`SkipReason::NeedsHttp2`]: deciding it here, before the duplicate
+    /// check, lets a later plain line for the same token be sent. (A run over
+    /// the binary protocol skips such lines whatever the reader was told.)
+    pub line_headers: bool,
     /// Read only this part of the list (default: all of it).
     pub partition: Option<Partition>,
     /// About how many tokens the list holds, if known: sizes the duplicate
@@ -154,12 +206,25 @@ impl Default for ReaderOptions {
         ReaderOptions {
             dedup: true,
             payload_limit: Command::Items.payload_limit(),
+            line_headers: false,
             partition: None,
             expected_tokens: None,
         }
     }
 }
 
+impl ReaderOptions {
+    /// The defaults for an HTTP/2 run of `push_type`: its payload limit, and
+    /// lines may set their own headers.
+    pub fn http2(push_type: PushType) -> ReaderOptions {
+        ReaderOptions { payload_limit: push_type.payload_limit(), line_headers: true, ..ReaderOptions::default() }
+    }
+}
+
 #[cfg(test)]
 #[path = "input_test.rs"]
 mod input_test;
+
+#[cfg(test)]
+#[path = "input/ndjson_test.rs"]
+mod ndjson_test;

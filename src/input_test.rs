@@ -34,7 +34,7 @@ fn tok(s: &str) -> DeviceToken {
 }
 
 fn send(line: u64, t: &str) -> Record {
-    Record::Send(Entry { line, token: tok(t), payload: None })
+    Record::Send(Entry { line, token: tok(t), extras: None })
 }
 
 fn reason(r: &Record) -> &SkipReason {
@@ -136,7 +136,7 @@ fn ndjson_lines_send_their_minified_payload_or_say_why_not() {
     let got = read(list.as_bytes());
     let Record::Send(e) = &got[0] else { panic!("{got:?}") };
     assert_eq!((e.line, e.token), (1, tok(A)));
-    assert_eq!(e.payload.as_deref(), Some(&br#"{"aps":{"alert":"hi"},"x":1}"#[..]));
+    assert_eq!(e.payload(), Some(&br#"{"aps":{"alert":"hi"},"x":1}"#[..]));
     assert_eq!(got[1], send(2, B));
     assert_eq!(reason(&got[2]), &SkipReason::BadPayload(PayloadError::NotObject));
     assert_eq!(reason(&got[3]), &SkipReason::BadToken(TokenError::WrongLength { digits: 3 }));

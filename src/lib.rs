@@ -59,6 +59,7 @@
 //! use std::sync::Arc;
 //! use apnsblast::http2::config::Http2Config;
 //! use apnsblast::http2::jwt::{AuthKey, ProviderToken};
+//! use apnsblast::http2::request::PushType;
 //! use apnsblast::input::{ReaderOptions, TokenReader};
 //! use apnsblast::run::{Blaster, SendConfig};
 //! use apnsblast::tls::TlsConfig;
@@ -73,7 +74,9 @@
 //!     topic: Some("com.example.app".into()),
 //!     ..Http2Config::default()
 //! });
-//! let tokens = TokenReader::new(BufReader::new(std::fs::File::open("tokens.txt")?), ReaderOptions::default());
+//! // HTTP/2's payload limit for the push type; NDJSON lines may set their own headers.
+//! let options = ReaderOptions::http2(PushType::Alert);
+//! let tokens = TokenReader::new(BufReader::new(std::fs::File::open("tokens.txt")?), options);
 //! let report = Blaster::new(config)?.run(tokens, &mut ())?;
 //! assert_eq!(report.unaccounted(), 0);
 //! println!("{} accepted, rejected by reason: {:?}", report.accepted, report.rejected);

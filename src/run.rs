@@ -179,6 +179,7 @@ impl Blaster {
                 cancel: &self.cancel,
                 read: &read,
                 skip_lines: self.config.skip_lines.as_deref(),
+                line_headers: self.transport.line_headers(),
                 next: 0,
                 counts: SplitCounts::default(),
             };
@@ -241,6 +242,9 @@ struct Splitter<'a> {
     cancel: &'a AtomicBool,
     read: &'a AtomicU64,
     skip_lines: Option<&'a LineSet>,
+    /// The transport sends a line's own HTTP/2 headers (HTTP/2 does; the
+    /// binary protocol has none).
+    line_headers: bool,
     /// Where the round-robin search for a shard with room starts.
     next: usize,
     counts: SplitCounts,

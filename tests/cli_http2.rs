@@ -367,3 +367,33 @@ fn a_certificate_names_the_topic_and_one_without_a_uid_needs_topic() {
     assert!(r.stderr.contains("--topic: required") && r.stderr.lines().count() == 1, "{}", r.stderr);
     assert_eq!(gw.stop().accepted, 200, "nothing sent without a topic");
 }
+
+#[test]
+fn a_lines_own_headers_go_out_over_http2_and_are_skipped_over_binary() {
+    let toks = tokens(2, 14);
+    let bundle = pki().bundle_id();
+    let dir = Dir::new();
+    let text =
+        format!("{{\"token\":\"{}\",\"topic\":\"{bundle}.voip\",\"push_type\":\"voip\"}}\n{}\n", toks[0], toks[1]);
+    let list = dir.file("tokens.ndjson", &text);
+    let (report, failed) = (dir.at("report.json"), dir.at("failed.ndjson"));
+
+    let gw =
+        h2_gateway(Config { http2: MockHttp2 { record_requests: true, ..MockHttp2::default() }, ..Config::default() });
+    let r = run(&h2_args(&gw, &list, &["--report", &report]), None);
+    assert_eq!(r.code, 0, "{r:?}");
+    let seen = gw.accepted_requests();
+    assert_eq!(gw.stop().accepted, 2);
+    assert_eq!(seen[toks[0].as_bytes()].push_type.as_deref(), Some("voip"));
+    assert_eq!(seen[toks[1].as_bytes()].push_type.as_deref(), Some("alert"));
+
+    let gw = gateway(Config::default());
+    let r = run(&send_args(&gw, &list, &["--api", "binary", "--report", &report, "--failed", &failed]), None);
+    assert_eq!(r.code, 1, "a skipped line is a token not accepted: {r:?}");
+    assert_eq!(gw.stop().accepted, 1);
+    let rep = read_report(&report);
+    assert_eq!((rep.accepted, rep.skipped, rep.unaccounted()), (1, 1, 0), "{rep:#?}");
+    let [skipped] = &read_failed(&failed)[..] else { panic!("one failure") };
+    assert_eq!((skipped.line, skipped.state), (1, State::Skipped));
+    assert!(skipped.reason.contains("\"topic\" needs --api http2"), "{}", skipped.reason);
+}

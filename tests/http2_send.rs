@@ -8,9 +8,12 @@ use std::time::Duration;
 
 use apnsblast::http2::config::Http2Config;
 use apnsblast::http2::jwt::{AuthKey, ProviderToken};
+use apnsblast::http2::request::PushType;
+use apnsblast::input::ReaderOptions;
 use apnsblast::report::{Report, State};
 use apnsblast::run::SendConfig;
 use apnsblast::tls::TlsConfig;
+use apnsblast::token::DeviceToken;
 use apnsblast::{Error, GatewayError};
 use common::*;
 use mock_gateway::config::Http2Config as MockHttp2;
@@ -165,4 +168,60 @@ fn h2_config_for(gateway: String) -> SendConfig {
     let mut c = SendConfig::new(gateway, tls, &br#"{"aps":{"alert":"hi"}}"#[..]);
     c.http2 = Some(Http2Config { token: Some(provider_token(pki().key_id())), ..Http2Config::default() });
     c
+}
+
+/// The list of the per-line test: every fourth line a VoIP call with its own
+/// topic, push type, collapse id and a payload over the alert limit; every
+/// fourth a collapse id of its own; the rest plain hex lines.
+fn list_with_own_headers(toks: &[DeviceToken]) -> String {
+    let call = format!(r#"{{"aps":{{}},"ring":"{}"}}"#, "r".repeat(4500));
+    let bundle = pki().bundle_id();
+    toks.iter()
+        .enumerate()
+        .map(|(i, t)| match i % 4 {
+            0 => format!(
+                r#"{{"token":"{t}","topic":"{bundle}.voip","push_type":"voip","collapse_id":"call {i}","payload":{call}}}"#
+            ),
+            1 => format!(r#"{{"token":"{t}","collapse_id":"news {i}"}}"#),
+            _ => format!("{t}"),
+        })
+        .map(|line| line + "\n")
+        .collect()
+}
+
+#[test]
+fn a_lines_own_topic_push_type_and_collapse_id_arrive_with_it_and_others_get_the_runs() {
+    let mock = MockHttp2 { record_requests: true, ..MockHttp2::default() };
+    let gw = h2_gateway(Config { http2: mock, ..Config::default() });
+    let toks = tokens(400, 12);
+    let mut list = list_with_own_headers(&toks);
+    list.push_str(&format!("{{\"token\":\"{}\",\"push_type\":\"fax\"}}\n", toks[0]));
+    let (report, failures) = blast_with(h2_config(&gw, 2), &list, ReaderOptions::http2(PushType::Alert));
+    let seen = gw.accepted_requests();
+    let stats = gw.stop();
+    assert_eq!(report.unaccounted(), 0, "{report:#?}");
+    assert_eq!((report.accepted, stats.accepted, report.skipped), (400, 400, 1), "{report:#?}\n{stats:#?}");
+    let [skipped] = &failures[..] else { panic!("{failures:?}") };
+    assert_eq!((skipped.line, skipped.state), (401, State::Skipped));
+    assert!(skipped.reason.starts_with("invalid push type \"fax\""), "{}", skipped.reason);
+
+    let bundle = pki().bundle_id();
+    let run = |s: &str| Some(s.to_owned());
+    for (i, t) in toks.iter().enumerate() {
+        let got = &seen[t.as_bytes()];
+        let (topic, push_type, collapse_id) = match i % 4 {
+            0 => (format!("{bundle}.voip"), "voip", Some(format!("call {i}"))),
+            1 => (bundle.to_owned(), "alert", Some(format!("news {i}"))),
+            _ => (bundle.to_owned(), "alert", None),
+        };
+        assert_eq!(got.topic, Some(topic), "line {}", i + 1);
+        assert_eq!(got.push_type, run(push_type), "line {}", i + 1);
+        assert_eq!(got.collapse_id, collapse_id, "line {}", i + 1);
+        assert_eq!(got.priority, run("10"), "what no line sets stays the run's");
+        if i % 4 == 0 {
+            assert!(got.payload.len() > 4096 && got.payload.starts_with(br#"{"aps":{},"ring":"#), "line {}", i + 1);
+        } else {
+            assert_eq!(got.payload, br#"{"aps":{"alert":"hi"}}"#, "line {}", i + 1);
+        }
+    }
 }

@@ -179,7 +179,7 @@ impl Iterator for Stalling {
         }
         let token = self.tokens.next()?;
         self.line += 1;
-        Some(Ok(apnsblast::input::Record::Send(apnsblast::input::Entry { line: self.line, token, payload: None })))
+        Some(Ok(apnsblast::input::Record::Send(apnsblast::input::Entry { line: self.line, token, extras: None })))
     }
 }
 
@@ -225,4 +225,26 @@ fn a_trickling_list_is_sent_as_it_comes() {
     let report = blaster.run(slow, &mut ()).expect("run");
     assert!(produced < MOST, "nothing was sent until the list ended ({MOST} tokens, one every 60 ms)");
     assert_eq!(report.accepted, produced as u64);
+}
+
+/// The binary protocol has no topic, push type or collapse id: a line that
+/// sets one is skipped and listed, never sent with the run's values instead,
+/// whether the reader was told the transport (the default options) or not.
+#[test]
+fn a_binary_run_skips_a_line_that_sets_an_http2_header() {
+    let told = ReaderOptions::default();
+    let not_told = ReaderOptions { line_headers: true, ..ReaderOptions::default() };
+    for options in [told, not_told] {
+        let gw = gateway(Config::default());
+        let toks = tokens(50, 13);
+        let mut text = list(&toks[..49]);
+        text.push_str(&format!("{{\"token\":\"{}\",\"push_type\":\"voip\",\"payload\":{{\"aps\":{{}}}}}}\n", toks[49]));
+        let (report, failures) = blast_with(config(&gw, 2), &text, options.clone());
+        assert_eq!((report.accepted, report.skipped, report.unaccounted()), (49, 1, 0), "{report:#?}");
+        let [skipped] = &failures[..] else { panic!("{failures:?}") };
+        assert_eq!((skipped.line, skipped.state), (50, apnsblast::report::State::Skipped));
+        assert_eq!(skipped.reason, "\"push_type\" needs --api http2: the binary protocol has no such field");
+        assert_eq!(gw.deliveries().get(toks[49].as_bytes()), None, "{options:?}");
+        assert_eq!(gw.stop().accepted, 49);
+    }
 }

@@ -38,6 +38,7 @@ mod write;
 use std::sync::Arc;
 
 use crate::binary::frame::{Command, ERROR_RESPONSE_LEN, ErrorResponse, Priority, Template};
+use crate::input::LineExtras;
 use crate::report::{Code, Reason, ShardReport, State};
 use crate::token::DeviceToken;
 use queue::Queue;
@@ -59,8 +60,9 @@ pub struct Item {
     pub line: u64,
     /// Where it goes.
     pub token: DeviceToken,
-    /// Its own payload, or `None` for the run's shared payload.
-    pub payload: Option<Arc<[u8]>>,
+    /// What its line set for itself (its own payload, its own HTTP/2
+    /// headers), or `None`: everything is the run's.
+    pub extras: Option<Arc<LineExtras>>,
     /// It was written before (so writing it again is a resend).
     pub written: bool,
     /// It was in flight when a connection closed without an error response:
@@ -70,8 +72,13 @@ pub struct Item {
 
 impl Item {
     /// A fresh item from the input.
-    pub fn new(line: u64, token: DeviceToken, payload: Option<Arc<[u8]>>) -> Item {
-        Item { line, token, payload, written: false, doubt: false }
+    pub fn new(line: u64, token: DeviceToken, extras: Option<Arc<LineExtras>>) -> Item {
+        Item { line, token, extras, written: false, doubt: false }
+    }
+
+    /// Its own payload, if its line set one.
+    pub fn payload(&self) -> Option<&[u8]> {
+        self.extras.as_ref().and_then(|e| e.payload.as_deref())
     }
 }
 

@@ -31,7 +31,10 @@ const ABSOLUTE_EXPIRY: u64 = 1_000_000_000;
 #[derive(Debug, Args)]
 pub struct SendArgs {
     /// Token list: one hex token per line (blank lines and # comments
-    /// ignored) or NDJSON lines {"token": "...", "payload": {...}}; - reads stdin
+    /// ignored) or NDJSON lines {"token": "...", "payload": {...}}, where an
+    /// HTTP/2 run also takes "topic", "push_type" and "collapse_id" per line
+    /// (each replaces the run's for that line; over the binary protocol such
+    /// a line is skipped); - reads stdin
     #[arg(long, value_name = "FILE|-", help_heading = "Input")]
     pub tokens: PathBuf,
     #[command(flatten)]
@@ -200,8 +203,13 @@ pub fn run(args: SendArgs, global: &Global) -> anyhow::Result<Exit> {
         log::warn!("--priority is ignored with --format 1 (the enhanced format has no priority)");
     }
     let gateway = args.gateway.resolve(if api == ApiArg::Http2 { Service::Http2 } else { Service::Push })?;
-    let options =
-        ReaderOptions { dedup: !args.no_dedup, payload_limit, partition: args.partition, ..ReaderOptions::default() };
+    let options = ReaderOptions {
+        dedup: !args.no_dedup,
+        payload_limit,
+        line_headers: api == ApiArg::Http2,
+        partition: args.partition,
+        ..ReaderOptions::default()
+    };
     let input = tokens::open(&args.tokens, args.strict_input, &options)?;
     let settled_before = match &args.outputs.journal {
         Some(path) if path.exists() => {

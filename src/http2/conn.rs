@@ -180,11 +180,10 @@ async fn drive(
             let now = Instant::now();
             let Some(request) = state.next_request(now) else { break };
             let ticket = request.ticket;
-            let body = match request.payload {
-                Some(own) => bytes::Bytes::copy_from_slice(own),
-                None => link.payload.clone(),
-            };
-            let head = link.request(request.token, request.apns_id, auth.as_ref(), &mut path);
+            let own = request.extras;
+            // Cloning `Bytes` shares them: no payload is copied per send.
+            let body = own.and_then(|e| e.payload.clone()).unwrap_or_else(|| link.payload.clone());
+            let head = link.request(request.token, own.map(|e| &e.headers), request.apns_id, auth.as_ref(), &mut path);
             match sender.send_request(head, false) {
                 Ok((response, mut stream)) => {
                     // A failed send shows on the response.

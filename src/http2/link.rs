@@ -10,7 +10,7 @@ use http::uri::{Authority, Scheme, Uri};
 use http::{HeaderMap, Method, Request};
 
 use super::jwt::{ProviderToken, Token};
-use super::request::{APNS_ID, Headers, apns_id_value};
+use super::request::{APNS_ID, Headers, LineHeaders, apns_id_value};
 use crate::session::Policy;
 use crate::token::DeviceToken;
 
@@ -82,10 +82,12 @@ impl H2Link {
         }
     }
 
-    /// The request for one notification, its path written through `path`.
+    /// The request for one notification, its path written through `path`:
+    /// the run's headers, with the line's `own` over them if it set any.
     pub(super) fn request(
         &self,
         token: &DeviceToken,
+        own: Option<&LineHeaders>,
         apns_id: u128,
         auth: Option<&Authorization>,
         path: &mut String,
@@ -100,6 +102,9 @@ impl H2Link {
         *request.uri_mut() = Uri::from_parts(parts).unwrap_or_default();
         let headers: &mut HeaderMap = request.headers_mut();
         self.headers.apply(headers);
+        if let Some(own) = own {
+            own.apply(headers);
+        }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let mut id = [0u8; 36];
         if let Ok(value) = HeaderValue::from_str(apns_id_value(apns_id, &mut id)) {

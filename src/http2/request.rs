@@ -1,8 +1,11 @@
 //! The parts of a request: the headers every notification of a run shares,
-//! built and checked once, and the two that differ per notification (the
-//! path, with the token, and `apns-id`), written into the caller's buffers.
+//! built and checked once; the headers a line of the list may set for itself
+//! ([`LineHeaders`]), built and checked once when the line is read; and the
+//! two that differ per notification (the path, with the token, and
+//! `apns-id`), written into the caller's buffers.
 
 use std::fmt::Write as _;
+use std::str::FromStr;
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
@@ -66,6 +69,28 @@ impl PushType {
             _ => MAX_PAYLOAD,
         }
     }
+
+    /// Every push type Apple defines.
+    pub const ALL: [PushType; 9] = [
+        PushType::Alert,
+        PushType::Background,
+        PushType::Voip,
+        PushType::Complication,
+        PushType::FileProvider,
+        PushType::Mdm,
+        PushType::LiveActivity,
+        PushType::Location,
+        PushType::PushToTalk,
+    ];
+}
+
+impl FromStr for PushType {
+    type Err = HeadersError;
+
+    /// Apple's spelling, as in the header (`voip`, `liveactivity`, …).
+    fn from_str(s: &str) -> Result<PushType, HeadersError> {
+        PushType::ALL.into_iter().find(|t| t.as_str() == s).ok_or_else(|| HeadersError::PushType(s.to_owned()))
+    }
 }
 
 /// Why the headers of a run cannot be built.
@@ -84,6 +109,28 @@ pub enum HeadersError {
     /// The collapse id cannot be a header value (a control character).
     #[error("invalid collapse id {0:?}: control characters cannot be sent in a header")]
     CollapseId(String),
+    /// Not a push type Apple defines.
+    #[error(
+        "invalid push type {0:?}: expected alert, background, voip, complication, fileprovider, mdm, \
+         liveactivity, location or pushtotalk"
+    )]
+    PushType(String),
+}
+
+/// `apns-topic`: a bundle id, visible ASCII with no spaces.
+fn topic_value(topic: String) -> Result<HeaderValue, HeadersError> {
+    match HeaderValue::from_str(&topic) {
+        Ok(v) if !topic.is_empty() && topic.bytes().all(|b| b.is_ascii_graphic()) => Ok(v),
+        _ => Err(HeadersError::Topic(topic)),
+    }
+}
+
+/// `apns-collapse-id`: at most [`MAX_COLLAPSE_ID`] bytes that a header can carry.
+fn collapse_id_value(id: String) -> Result<HeaderValue, HeadersError> {
+    if id.len() > MAX_COLLAPSE_ID {
+        return Err(HeadersError::CollapseIdTooLong(id.len()));
+    }
+    HeaderValue::from_str(&id).map_err(|_| HeadersError::CollapseId(id))
 }
 
 /// The headers every notification of a run shares, built once: nothing is
@@ -111,24 +158,11 @@ impl Headers {
         expiration: u64,
         collapse_id: Option<String>,
     ) -> Result<Headers, HeadersError> {
-        let topic = match topic {
-            Some(t) => match HeaderValue::from_str(&t) {
-                Ok(v) if !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()) => Some(v),
-                _ => return Err(HeadersError::Topic(t)),
-            },
-            None => None,
-        };
+        let topic = topic.map(topic_value).transpose()?;
         if !matches!(priority, 10 | 5 | 1) {
             return Err(HeadersError::Priority(priority));
         }
-        let collapse_id = match collapse_id {
-            Some(c) if c.len() > MAX_COLLAPSE_ID => return Err(HeadersError::CollapseIdTooLong(c.len())),
-            Some(c) => match HeaderValue::from_str(&c) {
-                Ok(v) => Some(v),
-                Err(_) => return Err(HeadersError::CollapseId(c)),
-            },
-            None => None,
-        };
+        let collapse_id = collapse_id.map(collapse_id_value).transpose()?;
         Ok(Headers {
             topic,
             push_type: HeaderValue::from_static(push_type.as_str()),
@@ -161,6 +195,85 @@ impl Headers {
     }
 }
 
+/// The headers one line of a token list sets for itself, replacing the run's
+/// for that notification only. Checked as the run's are and built once, when
+/// the line is read, so sending it allocates nothing for them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineHeaders {
+    topic: Option<HeaderValue>,
+    push_type: Option<PushType>,
+    collapse_id: Option<HeaderValue>,
+}
+
+impl LineHeaders {
+    /// Checks and builds a line's own `topic`, `push_type` (Apple's spelling)
+    /// and `collapse_id`; `None` leaves the run's.
+    ///
+    /// # Errors
+    /// [`HeadersError`] names the first value Apple would refuse (topic, then
+    /// push type, then collapse id).
+    pub fn new(
+        topic: Option<String>,
+        push_type: Option<&str>,
+        collapse_id: Option<String>,
+    ) -> Result<LineHeaders, HeadersError> {
+        Ok(LineHeaders {
+            topic: topic.map(topic_value).transpose()?,
+            push_type: push_type.map(str::parse).transpose()?,
+            collapse_id: collapse_id.map(collapse_id_value).transpose()?,
+        })
+    }
+
+    /// Whether the line sets none of them.
+    pub fn is_empty(&self) -> bool {
+        self.topic.is_none() && self.push_type.is_none() && self.collapse_id.is_none()
+    }
+
+    /// The line's own push type, which also sets its payload limit.
+    pub fn push_type(&self) -> Option<PushType> {
+        self.push_type
+    }
+
+    /// The line's own topic.
+    pub fn topic(&self) -> Option<&str> {
+        self.topic.as_ref().and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+    }
+
+    /// The line's own collapse id.
+    pub fn collapse_id(&self) -> Option<&str> {
+        // Built from a `String`: UTF-8, which `HeaderValue::to_str` would refuse.
+        self.collapse_id.as_ref().and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+    }
+
+    /// The first field the line sets, as the list spells it (`topic`,
+    /// `push_type`, `collapse_id`): what a transport without these headers
+    /// names when it refuses the line.
+    pub fn first_field(&self) -> Option<&'static str> {
+        [
+            self.topic.as_ref().map(|_| "topic"),
+            self.push_type.map(|_| "push_type"),
+            self.collapse_id.as_ref().map(|_| "collapse_id"),
+        ]
+        .into_iter()
+        .flatten()
+        .next()
+    }
+
+    /// Puts the line's own headers into `map` over the run's (apply
+    /// [`Headers::apply`] first).
+    pub fn apply(&self, map: &mut HeaderMap) {
+        if let Some(v) = &self.topic {
+            map.insert(APNS_TOPIC, v.clone());
+        }
+        if let Some(t) = self.push_type {
+            map.insert(APNS_PUSH_TYPE, HeaderValue::from_static(t.as_str()));
+        }
+        if let Some(v) = &self.collapse_id {
+            map.insert(APNS_COLLAPSE_ID, v.clone());
+        }
+    }
+}
+
 /// Writes `id` as a UUID (lower-case `8-4-4-4-12` hex) into `buf`, for `apns-id`.
 pub fn apns_id_value(id: u128, buf: &mut [u8; 36]) -> &str {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -189,116 +302,5 @@ pub fn path(token: &DeviceToken, buf: &mut String) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn headers(topic: Option<&str>, priority: u8, collapse: Option<&str>) -> Result<Headers, HeadersError> {
-        Headers::new(topic.map(Into::into), PushType::Alert, priority, 0, collapse.map(Into::into))
-    }
-
-    #[test]
-    fn shared_headers_are_built_once_in_apples_spelling() {
-        let h =
-            Headers::new(Some("com.example.app".into()), PushType::LiveActivity, 5, 1_700_000_000, Some("c1".into()))
-                .unwrap();
-        let got: Vec<(String, &str)> = h.iter().map(|(n, v)| (n.to_string(), v.to_str().unwrap())).collect();
-        let want = [
-            ("apns-topic", "com.example.app"),
-            ("apns-push-type", "liveactivity"),
-            ("apns-priority", "5"),
-            ("apns-expiration", "1700000000"),
-            ("apns-collapse-id", "c1"),
-        ];
-        assert_eq!(got, want.map(|(n, v)| (n.to_owned(), v)));
-        let mut map = HeaderMap::new();
-        map.insert(APNS_PRIORITY, HeaderValue::from_static("10"));
-        h.apply(&mut map);
-        assert_eq!(map.len(), 5);
-        assert_eq!(map[APNS_PRIORITY], "5", "replaced, not appended");
-    }
-
-    #[test]
-    fn optional_headers_are_left_out() {
-        let h = headers(None, 10, None).unwrap();
-        let names: Vec<String> = h.iter().map(|(n, _)| n.to_string()).collect();
-        assert_eq!(names, ["apns-push-type", "apns-priority", "apns-expiration"]);
-    }
-
-    #[test]
-    fn bad_values_are_refused_before_the_run() {
-        assert_eq!(headers(None, 7, None).unwrap_err(), HeadersError::Priority(7));
-        for p in [10, 5, 1] {
-            assert!(headers(None, p, None).is_ok());
-        }
-        for topic in ["", "com.example app", "com.example\tapp", "com.exämple", "a\u{7f}"] {
-            assert_eq!(headers(Some(topic), 10, None).unwrap_err(), HeadersError::Topic(topic.into()), "{topic:?}");
-        }
-        let long = "c".repeat(65);
-        assert_eq!(headers(None, 10, Some(&long)).unwrap_err(), HeadersError::CollapseIdTooLong(65));
-        assert!(headers(None, 10, Some(&long[..64])).is_ok(), "64 bytes is the limit");
-        assert!(matches!(headers(None, 10, Some("a\nb")), Err(HeadersError::CollapseId(_))));
-        assert!(headers(None, 10, Some("with spaces")).is_ok(), "a collapse id may have spaces");
-    }
-
-    #[test]
-    fn errors_say_what_apple_takes() {
-        assert_eq!(
-            HeadersError::Priority(7).to_string(),
-            "invalid priority 7: expected 10 (immediate), 5 (power-considerate) or 1 (lowest)"
-        );
-        assert_eq!(
-            HeadersError::CollapseIdTooLong(65).to_string(),
-            "collapse id is 65 bytes long; Apple takes at most 64"
-        );
-    }
-
-    #[test]
-    fn push_types_and_their_payload_limits() {
-        use PushType::*;
-        let all = [Alert, Background, Voip, Complication, FileProvider, Mdm, LiveActivity, Location, PushToTalk];
-        let names: Vec<&str> = all.iter().map(|t| t.as_str()).collect();
-        assert_eq!(
-            names,
-            [
-                "alert",
-                "background",
-                "voip",
-                "complication",
-                "fileprovider",
-                "mdm",
-                "liveactivity",
-                "location",
-                "pushtotalk"
-            ]
-        );
-        for t in all {
-            let want = if t == Voip { 5120 } else { 4096 };
-            assert_eq!(t.payload_limit(), want, "{t:?}");
-        }
-        assert_eq!(Headers::new(None, Voip, 10, 0, None).unwrap().payload_limit(), 5120);
-    }
-
-    #[test]
-    fn apns_id_is_a_lower_case_uuid() {
-        let mut buf = [0u8; 36];
-        assert_eq!(
-            apns_id_value(0x0123_4567_89ab_cdef_0011_2233_4455_6677, &mut buf),
-            "01234567-89ab-cdef-0011-223344556677"
-        );
-        assert_eq!(apns_id_value(0, &mut buf), "00000000-0000-0000-0000-000000000000");
-        assert_eq!(apns_id_value(u128::MAX, &mut buf), "ffffffff-ffff-ffff-ffff-ffffffffffff");
-        assert!(HeaderValue::from_str(apns_id_value(u128::MAX, &mut buf)).is_ok());
-    }
-
-    #[test]
-    fn path_reuses_its_buffer() {
-        let mut buf = String::from("left over from the last request");
-        let token = DeviceToken([0xab; 32]);
-        path(&token, &mut buf);
-        assert_eq!(buf, format!("/3/device/{}", "ab".repeat(32)));
-        let cap = buf.capacity();
-        path(&DeviceToken([0x01; 32]), &mut buf);
-        assert_eq!(buf, format!("/3/device/{}", "01".repeat(32)));
-        assert_eq!(buf.capacity(), cap, "no new allocation");
-    }
-}
+#[path = "request_test.rs"]
+mod request_test;

@@ -26,12 +26,12 @@
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::backoff::Backoff;
 use crate::binary::shard::{Item, Outcome};
 use crate::handoff::Intake;
+use crate::input::LineExtras;
 use crate::report::ShardReport;
 use crate::token::DeviceToken;
 
@@ -61,8 +61,9 @@ pub struct Request<'a> {
     pub ticket: Ticket,
     /// Where it goes.
     pub token: &'a DeviceToken,
-    /// Its own payload, or `None` for the run's shared payload.
-    pub payload: Option<&'a Arc<[u8]>>,
+    /// What its line set for itself (its own payload, its own headers), or
+    /// `None`: everything is the run's.
+    pub extras: Option<&'a LineExtras>,
     /// Its `apns-id`: the same for every send of one notification.
     pub apns_id: u128,
 }
@@ -305,7 +306,7 @@ impl H2State {
         Some(Request {
             ticket: Ticket(ticket),
             token: &entry.item.token,
-            payload: entry.item.payload.as_ref(),
+            extras: entry.item.extras.as_deref(),
             apns_id,
         })
     }

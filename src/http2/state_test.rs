@@ -1,9 +1,10 @@
 //! The rules for answers and silences, driven without a connection.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::*;
-use crate::http2::request::apns_id_value;
+use crate::http2::request::{LineHeaders, apns_id_value};
 use crate::report::{Failure, Reason, State};
 
 const MS: Duration = Duration::from_millis(1);
@@ -326,13 +327,16 @@ fn input_is_taken_up_to_a_bound_and_work_lasts_until_it_ends() {
 }
 
 #[test]
-fn a_notifications_own_payload_goes_with_it() {
+fn a_notifications_own_payload_and_headers_go_with_it() {
     let now = Instant::now();
     let mut s = H2State::new(0, policy(5));
-    let own: Arc<[u8]> = Arc::from(&br#"{"aps":{}}"#[..]);
-    s.push([Item::new(1, DeviceToken([1; 32]), Some(own.clone())), item(2)]);
-    assert_eq!(s.next_request(now).unwrap().payload, Some(&own));
-    assert_eq!(s.next_request(now).unwrap().payload, None);
+    let own = LineExtras {
+        payload: Some(br#"{"aps":{}}"#[..].into()),
+        headers: LineHeaders::new(None, Some("voip"), None).unwrap(),
+    };
+    s.push([Item::new(1, DeviceToken([1; 32]), Some(Arc::new(own.clone()))), item(2)]);
+    assert_eq!(s.next_request(now).unwrap().extras, Some(&own));
+    assert_eq!(s.next_request(now).unwrap().extras, None);
 }
 
 #[test]

@@ -28,8 +28,8 @@ use std::collections::hash_map::Entry as Slot;
 use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
-use super::Entry;
 use super::partition::{PassThrough, fingerprint};
+use super::{Entry, LineExtras};
 use crate::token::DeviceToken;
 
 mod filter;
@@ -105,10 +105,10 @@ impl Dedup {
     /// Queues a token for the check and checks the one queued [`LOOKAHEAD`]
     /// calls ago: returns that one if it is new (send it now), else holds it
     /// for [`Dedup::resolve`]. [`Dedup::drain`] checks the rest.
-    pub(super) fn check(&mut self, line: u64, token: DeviceToken, payload: Option<Arc<[u8]>>) -> Option<Entry> {
+    pub(super) fn check(&mut self, line: u64, token: DeviceToken, extras: Option<Arc<LineExtras>>) -> Option<Entry> {
         let fp = fingerprint(token.as_bytes());
         prefetch(&self.filter[self.block_of(fp)]);
-        let (fp, entry) = self.pending.push(fp, line, token, payload)?;
+        let (fp, entry) = self.pending.push(fp, line, token, extras)?;
         self.settle(fp, entry)
     }
 
@@ -223,15 +223,15 @@ impl Queued {
     /// Moves the entry out field by field (see [`Lookahead`]).
     fn take(&mut self) -> (u64, Entry) {
         let e = &mut self.entry;
-        (self.fp, Entry { line: e.line, token: e.token, payload: e.payload.take() })
+        (self.fp, Entry { line: e.line, token: e.token, extras: e.extras.take() })
     }
 
     /// Writes a new token in field by field.
-    fn put(&mut self, fp: u64, line: u64, token: DeviceToken, payload: Option<Arc<[u8]>>) {
+    fn put(&mut self, fp: u64, line: u64, token: DeviceToken, extras: Option<Arc<LineExtras>>) {
         self.fp = fp;
         self.entry.line = line;
         self.entry.token = token;
-        self.entry.payload = payload;
+        self.entry.extras = extras;
     }
 }
 
@@ -250,22 +250,28 @@ struct Lookahead {
 
 impl Lookahead {
     fn new() -> Lookahead {
-        let empty = || Queued { fp: 0, entry: Entry { line: 0, token: DeviceToken([0; 32]), payload: None } };
+        let empty = || Queued { fp: 0, entry: Entry { line: 0, token: DeviceToken([0; 32]), extras: None } };
         Lookahead { slots: Box::new(std::array::from_fn(|_| empty())), head: 0, len: 0 }
     }
 
     /// Queues a token; once the ring is full, returns the oldest (fingerprint,
     /// entry), whose slot the new token takes.
-    fn push(&mut self, fp: u64, line: u64, token: DeviceToken, payload: Option<Arc<[u8]>>) -> Option<(u64, Entry)> {
+    fn push(
+        &mut self,
+        fp: u64,
+        line: u64,
+        token: DeviceToken,
+        extras: Option<Arc<LineExtras>>,
+    ) -> Option<(u64, Entry)> {
         if self.len < LOOKAHEAD {
-            self.slots[(self.head + self.len) % LOOKAHEAD].put(fp, line, token, payload);
+            self.slots[(self.head + self.len) % LOOKAHEAD].put(fp, line, token, extras);
             self.len += 1;
             return None;
         }
         let slot = &mut self.slots[self.head];
         self.head = (self.head + 1) % LOOKAHEAD;
         let old = slot.take();
-        slot.put(fp, line, token, payload);
+        slot.put(fp, line, token, extras);
         Some(old)
     }
 
@@ -289,11 +295,11 @@ mod tests {
         let mut token = [0u8; 32];
         token[..8].copy_from_slice(&n.wrapping_mul(0x9e37_79b9_7f4a_7c15).to_le_bytes());
         token[8..16].copy_from_slice(&n.to_le_bytes());
-        Entry { line, token: DeviceToken(token), payload: None }
+        Entry { line, token: DeviceToken(token), extras: None }
     }
 
     fn check(dedup: &mut Dedup, e: Entry) -> Option<Entry> {
-        dedup.check(e.line, e.token, e.payload)
+        dedup.check(e.line, e.token, e.extras)
     }
 
     /// The figure the docs quote: 16 bits per token, about 0.02% false alarms.
@@ -332,7 +338,7 @@ mod tests {
         let mut ring = Lookahead::new();
         let mut push = |n: u64| {
             let e = entry(n, n);
-            ring.push(n, e.line, e.token, e.payload)
+            ring.push(n, e.line, e.token, e.extras)
         };
         let mut out: Vec<(u64, u64)> = (1..=40).filter_map(&mut push).map(|(fp, e)| (fp, e.line)).collect();
         assert_eq!(out.len(), 40 - LOOKAHEAD, "each push past a full ring returns the oldest");

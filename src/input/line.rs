@@ -3,24 +3,65 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use serde::Deserialize;
 
 use super::dedup::Dedup;
 use super::scan::decode_hex64;
-use super::{Entry, MAX_LINE, Partition, ReaderOptions, Record, Skip, SkipReason};
+use super::{Entry, LineExtras, LineHeaders, MAX_LINE, Partition, ReaderOptions, Record, Skip, SkipReason};
+use crate::http2::request::PushType;
 use crate::payload;
 use crate::token::DeviceToken;
 
 /// How many characters of a skipped line [`Skip::text`] keeps.
 const TEXT_CHARS: usize = 100;
 
-/// An NDJSON line.
+/// An NDJSON line (`null` is the same as absent).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct JsonLine {
     token: String,
     #[serde(default)]
     payload: Option<serde_json::Value>,
+    #[serde(default)]
+    topic: Option<String>,
+    #[serde(default)]
+    push_type: Option<String>,
+    #[serde(default)]
+    collapse_id: Option<String>,
+}
+
+impl JsonLine {
+    /// What the line sets besides its token, checked; `Ok(None)` when nothing.
+    fn extras(self, options: &ReaderOptions) -> Result<Option<Arc<LineExtras>>, SkipReason> {
+        let set = [
+            ("topic", self.topic.is_some()),
+            ("push_type", self.push_type.is_some()),
+            ("collapse_id", self.collapse_id.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(field, set)| set.then_some(field));
+        let headers = match set {
+            None => LineHeaders::default(),
+            // Whatever its value, the field has no meaning over the binary protocol.
+            Some(field) if !options.line_headers => return Err(SkipReason::NeedsHttp2 { field }),
+            Some(_) => LineHeaders::new(self.topic, self.push_type.as_deref(), self.collapse_id)
+                .map_err(SkipReason::BadHeader)?,
+        };
+        let limit = headers.push_type().map_or(options.payload_limit, PushType::payload_limit);
+        let payload = match self.payload {
+            None => None,
+            Some(v) => {
+                // Re-serialising a Value cannot fail; `validate` then checks it.
+                let raw = serde_json::to_vec(&v).expect("JSON value serializes");
+                Some(Bytes::from(payload::validate(&raw, limit).map_err(SkipReason::BadPayload)?))
+            }
+        };
+        if payload.is_none() && headers.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(Arc::new(LineExtras { payload, headers })))
+    }
 }
 
 /// What decides a line's fate: options and the tokens seen. Apart from the
@@ -70,15 +111,9 @@ impl Filter {
         if self.elsewhere(&token) {
             return Some(Record::OtherPartition);
         }
-        let limit = self.options.payload_limit;
-        let payload = json.payload.map(|v| {
-            // Re-serialising a Value cannot fail; `validate` then checks it.
-            let raw = serde_json::to_vec(&v).expect("JSON value serializes");
-            payload::validate(&raw, limit).map(Arc::from)
-        });
-        match payload.transpose() {
-            Ok(payload) => self.token(line, token, payload),
-            Err(e) => Some(Record::Skip(skip(line, s, SkipReason::BadPayload(e)))),
+        match json.extras(&self.options) {
+            Ok(extras) => self.token(line, token, extras),
+            Err(reason) => Some(Record::Skip(skip(line, s, reason))),
         }
     }
 
@@ -89,13 +124,13 @@ impl Filter {
 
     /// A line that holds a usable token: partition, then the duplicate check
     /// (`None`: held by it). Kept lean: the common line comes through here.
-    pub(super) fn token(&mut self, line: u64, token: DeviceToken, payload: Option<Arc<[u8]>>) -> Option<Record> {
+    pub(super) fn token(&mut self, line: u64, token: DeviceToken, extras: Option<Arc<LineExtras>>) -> Option<Record> {
         if self.elsewhere(&token) {
             return Some(Record::OtherPartition);
         }
         match &mut self.dedup {
-            Some(dedup) => dedup.check(line, token, payload).map(Record::Send),
-            None => Some(Record::Send(Entry { line, token, payload })),
+            Some(dedup) => dedup.check(line, token, extras).map(Record::Send),
+            None => Some(Record::Send(Entry { line, token, extras })),
         }
     }
 

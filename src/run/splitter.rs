@@ -8,7 +8,7 @@ use crossbeam_channel::{Select, TrySendError};
 
 use crate::binary::shard::Item;
 use crate::handoff::Event;
-use crate::input::Record;
+use crate::input::{Entry, Record, Skip, SkipReason};
 use crate::report::{Failure, Reason, State};
 
 use super::{SplitCounts, Splitter};
@@ -35,26 +35,24 @@ impl Splitter<'_> {
             match record {
                 Ok(Record::Send(entry)) if self.done_before(entry.line) => {}
                 Ok(Record::Send(entry)) => {
+                    if let Some(field) = self.needs_headers(&entry) {
+                        let reason = SkipReason::NeedsHttp2 { field };
+                        self.skip(Skip { line: entry.line, text: entry.token.to_string(), reason }, &mut skipped);
+                        continue;
+                    }
                     self.counts.read += 1;
                     let now = self.ticks.load(Ordering::Relaxed);
                     if batch.is_empty() {
                         batch_started = now;
                     }
-                    batch.push(Item::new(entry.line, entry.token, entry.payload));
+                    batch.push(Item::new(entry.line, entry.token, entry.extras));
                     // A slow input (a trickling pipe) must not hold tokens back
                     // until a batch fills.
                     if batch.len() == BATCH || now - batch_started >= 2 {
                         self.dispatch(std::mem::replace(&mut batch, Vec::with_capacity(BATCH)));
                     }
                 }
-                Ok(Record::Skip(skip)) => {
-                    self.counts.read += 1;
-                    self.counts.skipped += 1;
-                    skipped.push(Failure::new(skip.line, skip.text, State::Skipped, &Reason::Skipped(skip.reason)));
-                    if skipped.len() >= BATCH {
-                        let _ = self.events.send(Event::Failures(std::mem::take(&mut skipped)));
-                    }
-                }
+                Ok(Record::Skip(skip)) => self.skip(skip, &mut skipped),
                 Ok(Record::OtherPartition) => self.counts.other += 1,
                 Err(e) => {
                     log::error!("reading the token list failed after {} tokens: {e}", self.counts.read);
@@ -77,6 +75,29 @@ impl Splitter<'_> {
             bell.wake();
         }
         self.counts
+    }
+
+    /// Counts a line that will not be sent; reports it with others.
+    fn skip(&mut self, skip: Skip, skipped: &mut Vec<Failure>) {
+        self.counts.read += 1;
+        self.counts.skipped += 1;
+        skipped.push(Failure::new(skip.line, skip.text, State::Skipped, &Reason::Skipped(skip.reason)));
+        if skipped.len() >= BATCH {
+            let _ = self.events.send(Event::Failures(std::mem::take(skipped)));
+        }
+    }
+
+    /// The HTTP/2 header `entry`'s line sets that this run's transport
+    /// cannot send (the binary protocol has none), if any. The reader skips
+    /// such lines itself when told the transport ([`ReaderOptions::line_headers`]);
+    /// this holds for any input, so that no line goes out with another meaning.
+    ///
+    /// [`ReaderOptions::line_headers`]: crate::input::ReaderOptions::line_headers
+    fn needs_headers(&self, entry: &Entry) -> Option<&'static str> {
+        match &entry.extras {
+            Some(extras) if !self.line_headers => extras.headers.first_field(),
+            _ => None,
+        }
     }
 
     /// Whether an earlier run's journal says this line is settled.

@@ -62,6 +62,11 @@ impl Transport {
         }
     }
 
+    /// Whether a line's own HTTP/2 headers can be sent: only HTTP/2 has them.
+    pub(super) fn line_headers(&self) -> bool {
+        matches!(self, Transport::Http2 { .. })
+    }
+
     /// A shard's waiter and the doorbell that wakes it.
     pub(super) fn waiter(&self) -> (Waiter, Doorbell) {
         match self {

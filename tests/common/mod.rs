@@ -87,7 +87,12 @@ impl Observer for Failures {
 
 /// Runs `text` (a token list) through a sender with `config`.
 pub fn blast(config: SendConfig, text: &str) -> (Report, Vec<Failure>) {
-    let reader = TokenReader::new(Cursor::new(text.to_owned().into_bytes()), ReaderOptions::default());
+    blast_with(config, text, ReaderOptions::default())
+}
+
+/// [`blast`], reading the list with `options`.
+pub fn blast_with(config: SendConfig, text: &str, options: ReaderOptions) -> (Report, Vec<Failure>) {
+    let reader = TokenReader::new(Cursor::new(text.to_owned().into_bytes()), options);
     let blaster = Blaster::new(config).expect("config");
     let mut failures = Failures::default();
     let report = blaster.run(reader, &mut failures).expect("run");

@@ -4,7 +4,7 @@
 //! A window holds about 100,000 notifications per shard, written into it long
 //! before the gateway confirms them, so by then they have left the CPU's
 //! caches. Walking every one of them to settle a window (to record its line,
-//! count it if in doubt, and drop its payload handle) would cost a cache miss
+//! count it if in doubt, and drop its extras handle) would cost a cache miss
 //! per notification. Here a notification is a [`Slot`] that
 //! copies as plain bytes, and what settling needs is kept beside the slots in
 //! a form that settles in bulk:
@@ -14,13 +14,13 @@
 //!   cut into partitions, or full of lines that are skipped, makes shorter
 //!   runs, down to one line, and then settling reads 16 bytes per
 //!   notification instead of none);
-//! - a notification's own payload, rare, in a queue of its own, found by a
-//!   sequence number;
+//! - what a notification's line set for itself (its own payload), rare, in a
+//!   queue of its own, found by a sequence number;
 //! - doubt as a count: only a prefix of the queue is ever in doubt (a silent
 //!   close marks what was in flight, and the queue only loses its front).
 //!
-//! A slot is 40 bytes where a whole [`Item`] is 64, so a window also takes
-//! three eighths less memory. (The runs are not sized up front: a ring that
+//! A slot is 40 bytes where a whole [`Item`] is 56, so a window also takes
+//! two sevenths less memory. (The runs are not sized up front: a ring that
 //! cycles through all its capacity would touch it all, and the common window
 //! needs a few hundred runs.)
 
@@ -28,6 +28,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::Item;
+use crate::input::LineExtras;
 use crate::journal::push_range;
 use crate::token::DeviceToken;
 
@@ -35,11 +36,11 @@ use crate::token::DeviceToken;
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Slot {
     pub(super) token: DeviceToken,
-    /// The sequence number of its own payload if it has one, else of the
+    /// The sequence number of its line's extras if it has them, else of the
     /// next one pushed (sequence numbers wrap).
-    payload_seq: u32,
-    /// It has a payload of its own (see [`Queue::own_payload`]).
-    has_own_payload: bool,
+    extras_seq: u32,
+    /// Its line set something for itself (see [`Queue::own_payload`]).
+    has_extras: bool,
     /// Written before, so writing it again is a resend.
     pub(super) written: bool,
 }
@@ -50,10 +51,10 @@ pub(super) struct Queue {
     slots: VecDeque<Slot>,
     /// The slots' lines, as inclusive runs of consecutive numbers.
     lines: VecDeque<(u64, u64)>,
-    /// The own payloads of the slots that have one, in slot order.
-    payloads: VecDeque<Arc<[u8]>>,
-    /// Own payloads ever pushed (wrapping): the next one's sequence number.
-    payloads_pushed: u32,
+    /// The extras of the slots that have them, in slot order.
+    extras: VecDeque<Arc<LineExtras>>,
+    /// Extras ever pushed (wrapping): the next one's sequence number.
+    extras_pushed: u32,
     /// The first `in_doubt` slots may have been accepted already.
     in_doubt: usize,
 }
@@ -80,13 +81,13 @@ impl Queue {
         }
         self.slots.push_back(Slot {
             token: item.token,
-            payload_seq: self.payloads_pushed,
-            has_own_payload: item.payload.is_some(),
+            extras_seq: self.extras_pushed,
+            has_extras: item.extras.is_some(),
             written: item.written,
         });
-        if let Some(payload) = item.payload {
-            self.payloads.push_back(payload);
-            self.payloads_pushed = self.payloads_pushed.wrapping_add(1);
+        if let Some(extras) = item.extras {
+            self.extras.push_back(extras);
+            self.extras_pushed = self.extras_pushed.wrapping_add(1);
         }
     }
 
@@ -100,12 +101,15 @@ impl Queue {
 
     /// The payload of `slot` (a slot of this queue), if it has its own.
     pub(super) fn own_payload(&self, slot: &Slot) -> Option<&[u8]> {
-        slot.has_own_payload.then(|| &*self.payloads[self.payload_index(slot.payload_seq)])
+        if !slot.has_extras {
+            return None;
+        }
+        self.extras[self.extras_index(slot.extras_seq)].payload.as_deref()
     }
 
-    /// Where the payload with sequence number `seq` sits in `payloads`.
-    fn payload_index(&self, seq: u32) -> usize {
-        let first = self.payloads_pushed.wrapping_sub(self.payloads.len() as u32);
+    /// Where the extras with sequence number `seq` sit in `extras`.
+    fn extras_index(&self, seq: u32) -> usize {
+        let first = self.extras_pushed.wrapping_sub(self.extras.len() as u32);
         seq.wrapping_sub(first) as usize
     }
 
@@ -128,10 +132,10 @@ impl Queue {
     pub(super) fn settle_front(&mut self, n: usize, lines: &mut Vec<(u64, u64)>) -> usize {
         assert!(n <= self.slots.len(), "settling {n} of {} notifications", self.slots.len());
         let own = match self.slots.get(n) {
-            Some(next) => self.payload_index(next.payload_seq),
-            None => self.payloads.len(),
+            Some(next) => self.extras_index(next.extras_seq),
+            None => self.extras.len(),
         };
-        self.payloads.drain(..own);
+        self.extras.drain(..own);
         // Slots are `Copy`: draining the front of a ring only moves its head.
         self.slots.drain(..n);
         let mut left = n as u64;
@@ -163,10 +167,10 @@ impl Queue {
         } else {
             run.0 += 1;
         }
-        let payload = slot.has_own_payload.then(|| self.payloads.pop_front().expect("a payload for every own"));
+        let extras = slot.has_extras.then(|| self.extras.pop_front().expect("extras for every slot that has them"));
         let doubt = self.in_doubt > 0;
         self.in_doubt = self.in_doubt.saturating_sub(1);
-        Some(Item { line, token: slot.token, payload, written: slot.written, doubt })
+        Some(Item { line, token: slot.token, extras, written: slot.written, doubt })
     }
 }
 
@@ -179,7 +183,8 @@ mod tests {
     fn item(line: u64, payload: Option<&str>) -> Item {
         let mut token = [0u8; 32];
         token[..8].copy_from_slice(&line.to_be_bytes());
-        Item::new(line, DeviceToken(token), payload.map(|p| Arc::from(p.as_bytes())))
+        let extras = payload.map(|p| LineExtras { payload: Some(p.to_owned().into()), ..LineExtras::default() });
+        Item::new(line, DeviceToken(token), extras.map(Arc::new))
     }
 
     #[test]
@@ -201,9 +206,9 @@ mod tests {
         assert_eq!(lines, [(1, 3), (7, 7)]);
         assert_eq!(q.own_payload(q.get(1).unwrap()), Some(&b"c"[..]), "payload a and b left with their slots");
         let front = q.pop_front().unwrap();
-        assert_eq!((front.line, front.payload, front.doubt), (8, None, false));
+        assert_eq!((front.line, front.extras, front.doubt), (8, None, false));
         let last = q.pop_front().unwrap();
-        assert_eq!((last.line, last.payload.as_deref()), (9, Some(&b"c"[..])));
+        assert_eq!((last.line, last.payload()), (9, Some(&b"c"[..])));
         assert!(q.pop_front().is_none());
         assert_eq!(q.len(), 0);
     }
@@ -234,10 +239,10 @@ mod tests {
         #[test]
         fn agrees_with_a_queue_of_whole_items(
             ops in proptest::collection::vec(op(), 0..300),
-            payloads_pushed in prop_oneof![Just(0u32), Just(u32::MAX - 2), any::<u32>()],
+            extras_pushed in prop_oneof![Just(0u32), Just(u32::MAX - 2), any::<u32>()],
             wild in any::<bool>(),
         ) {
-            let mut q = Queue { payloads_pushed, ..Queue::with_capacity(4) };
+            let mut q = Queue { extras_pushed, ..Queue::with_capacity(4) };
             let mut model: VecDeque<Item> = VecDeque::new();
             let mut line = 0;
             for op in ops {
@@ -268,7 +273,7 @@ mod tests {
                         let (got, want) = (q.pop_front(), model.pop_front());
                         prop_assert_eq!(got.is_some(), want.is_some());
                         if let (Some(g), Some(w)) = (got, want) {
-                            prop_assert_eq!((g.line, g.token, g.payload, g.written, g.doubt), (w.line, w.token, w.payload, w.written, w.doubt));
+                            prop_assert_eq!((g.line, g.token, g.extras, g.written, g.doubt), (w.line, w.token, w.extras, w.written, w.doubt));
                         }
                     }
                     Op::Write(i) => {
@@ -284,7 +289,7 @@ mod tests {
                     let s = q.get(i).unwrap();
                     prop_assert_eq!(s.token, w.token);
                     prop_assert_eq!(s.written, w.written);
-                    prop_assert_eq!(q.own_payload(s), w.payload.as_deref());
+                    prop_assert_eq!(q.own_payload(s), w.payload());
                 }
             }
         }

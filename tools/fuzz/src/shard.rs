@@ -12,6 +12,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use apnsblast::frame::{Command, ErrorResponse, Priority, Status};
+use apnsblast::input::LineExtras;
 use apnsblast::report::{Code, State};
 use apnsblast::shard::{ConnEnd, FrameSpec, Item, Limits, ShardState};
 use apnsblast::token::DeviceToken;
@@ -227,7 +228,7 @@ fn run(data: &[u8], strict: bool) {
         expiry: u32::from(b),
         priority: if b & 1 == 0 { Priority::Immediate } else { Priority::PowerSaving },
     };
-    let own: Arc<[u8]> = Arc::from(&b"{\"a\":1}"[..]);
+    let own = Arc::new(LineExtras { payload: Some((&b"{\"a\":1}"[..]).into()), ..LineExtras::default() });
     let mut h = Harness {
         s: ShardState::new(0, spec, limits),
         command,

@@ -27,7 +27,7 @@ fn read(list: &[u8], options: ReaderOptions, capacity: usize) -> (BTreeMap<u64, 
             Record::Send(e) => {
                 let text = e.token.to_string();
                 assert_eq!(DeviceToken::parse(&text), Ok(e.token), "{text}");
-                if let Some(p) = &e.payload {
+                if let Some(p) = e.payload() {
                     assert!(p.len() <= 2048);
                     serde_json::from_slice::<serde_json::Value>(p).expect("payload is JSON");
                 }

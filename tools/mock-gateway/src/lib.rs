@@ -70,6 +70,6 @@ mod tls;
 
 pub use config::{Chaos, Config, H2Chaos, Http2Config};
 pub use gateway::{Gateway, Handle};
-pub use http2::{Http2Gateway, Http2Handle};
+pub use http2::{AcceptedRequest, Http2Gateway, Http2Handle};
 pub use pki::{ClientIdentity, Pki};
 pub use stats::Stats;

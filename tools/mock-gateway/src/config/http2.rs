@@ -61,6 +61,10 @@ pub struct Http2Config {
     pub delay: Duration,
     /// Randomised faults, a different draw for every connection.
     pub chaos: Option<H2Chaos>,
+    /// Keep what the last accepted request for each token carried (its
+    /// `apns-*` headers and payload) for `Http2Handle::accepted_requests`;
+    /// off by default, as it holds memory per token.
+    pub record_requests: bool,
 }
 
 impl Default for Http2Config {
@@ -81,6 +85,7 @@ impl Default for Http2Config {
             drop_after: None,
             delay: Duration::ZERO,
             chaos: None,
+            record_requests: false,
         }
     }
 }

@@ -23,7 +23,7 @@ use super::auth::ConnToken;
 use super::faults::{self, Plan};
 use super::gate::Gate;
 use super::reason::Reason;
-use super::{State, request};
+use super::{AcceptedRequest, State, request};
 use crate::config::splitmix64;
 use crate::shared::lock;
 use crate::stats::Accepted;
@@ -214,6 +214,11 @@ async fn answer(conn: Arc<Conn>, req: Request<RecvStream>, mut respond: SendResp
     };
     let mut found = Found::default();
     let verdict = judge(&conn, &parts, &body, &mut found);
+    if let Ok(token) = verdict
+        && state.config.http2.record_requests
+    {
+        lock(&state.requests).insert(token, AcceptedRequest::new(&parts.headers, &body));
+    }
     if !conn.plan.delay.is_zero() {
         tokio::time::sleep(conn.plan.delay).await;
     }

@@ -21,6 +21,7 @@
 //! `gate` (I/O shim for GOAWAY), `conn` (one connection), `server` (TLS and
 //! the accept loop); this file holds the public entry points.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -60,6 +61,38 @@ pub(crate) struct State {
     pub valid_tokens: AtomicU64,
     /// Makes the `apns-id`s of requests that name none.
     pub ids: AtomicU64,
+    /// The last accepted request per token (with `record_requests`).
+    pub requests: Mutex<HashMap<[u8; 32], AcceptedRequest>>,
+}
+
+/// What an accepted request carried besides its token: the headers that a
+/// sender may set per notification, as sent (`None`: absent), and the body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AcceptedRequest {
+    /// `apns-topic`.
+    pub topic: Option<String>,
+    /// `apns-push-type`.
+    pub push_type: Option<String>,
+    /// `apns-collapse-id`.
+    pub collapse_id: Option<String>,
+    /// `apns-priority`.
+    pub priority: Option<String>,
+    /// The payload.
+    pub payload: Vec<u8>,
+}
+
+impl AcceptedRequest {
+    /// What `headers` and `body` hold (a header that is not UTF-8 is kept lossily).
+    pub(crate) fn new(headers: &http::HeaderMap, body: &[u8]) -> AcceptedRequest {
+        let get = |name: &str| headers.get(name).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+        AcceptedRequest {
+            topic: get("apns-topic"),
+            push_type: get("apns-push-type"),
+            collapse_id: get("apns-collapse-id"),
+            priority: get("apns-priority"),
+            payload: body.to_vec(),
+        }
+    }
 }
 
 impl State {
@@ -100,6 +133,7 @@ impl Http2Gateway {
             draws: AtomicU64::new(0),
             valid_tokens: AtomicU64::new(0),
             ids: AtomicU64::new(0),
+            requests: Mutex::new(HashMap::new()),
             config: config.clone(),
         });
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -156,8 +190,14 @@ impl Http2Handle {
 
     /// Deliveries per token so far (needs `track_deliveries`): what a test
     /// checks token by token against a sender's report.
-    pub fn deliveries(&self) -> std::collections::HashMap<[u8; 32], u32> {
+    pub fn deliveries(&self) -> HashMap<[u8; 32], u32> {
         lock(&self.state.tracker).deliveries()
+    }
+
+    /// What the last accepted request for each token carried (needs
+    /// [`crate::config::Http2Config::record_requests`]; empty without it).
+    pub fn accepted_requests(&self) -> HashMap<[u8; 32], AcceptedRequest> {
+        lock(&self.state.requests).clone()
     }
 
     /// Block until `pred(stats)` holds or `timeout` passes, woken on every

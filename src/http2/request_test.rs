@@ -1,0 +1,169 @@
+//! The run's shared headers and each line's own: built once, checked as Apple would.
+
+use super::*;
+
+fn headers(topic: Option<&str>, priority: u8, collapse: Option<&str>) -> Result<Headers, HeadersError> {
+    Headers::new(topic.map(Into::into), PushType::Alert, priority, 0, collapse.map(Into::into))
+}
+
+#[test]
+fn shared_headers_are_built_once_in_apples_spelling() {
+    let h = Headers::new(Some("com.example.app".into()), PushType::LiveActivity, 5, 1_700_000_000, Some("c1".into()))
+        .unwrap();
+    let got: Vec<(String, &str)> = h.iter().map(|(n, v)| (n.to_string(), v.to_str().unwrap())).collect();
+    let want = [
+        ("apns-topic", "com.example.app"),
+        ("apns-push-type", "liveactivity"),
+        ("apns-priority", "5"),
+        ("apns-expiration", "1700000000"),
+        ("apns-collapse-id", "c1"),
+    ];
+    assert_eq!(got, want.map(|(n, v)| (n.to_owned(), v)));
+    let mut map = HeaderMap::new();
+    map.insert(APNS_PRIORITY, HeaderValue::from_static("10"));
+    h.apply(&mut map);
+    assert_eq!(map.len(), 5);
+    assert_eq!(map[APNS_PRIORITY], "5", "replaced, not appended");
+}
+
+#[test]
+fn optional_headers_are_left_out() {
+    let h = headers(None, 10, None).unwrap();
+    let names: Vec<String> = h.iter().map(|(n, _)| n.to_string()).collect();
+    assert_eq!(names, ["apns-push-type", "apns-priority", "apns-expiration"]);
+}
+
+#[test]
+fn bad_values_are_refused_before_the_run() {
+    assert_eq!(headers(None, 7, None).unwrap_err(), HeadersError::Priority(7));
+    for p in [10, 5, 1] {
+        assert!(headers(None, p, None).is_ok());
+    }
+    for topic in ["", "com.example app", "com.example\tapp", "com.exämple", "a\u{7f}"] {
+        assert_eq!(headers(Some(topic), 10, None).unwrap_err(), HeadersError::Topic(topic.into()), "{topic:?}");
+    }
+    let long = "c".repeat(65);
+    assert_eq!(headers(None, 10, Some(&long)).unwrap_err(), HeadersError::CollapseIdTooLong(65));
+    assert!(headers(None, 10, Some(&long[..64])).is_ok(), "64 bytes is the limit");
+    assert!(matches!(headers(None, 10, Some("a\nb")), Err(HeadersError::CollapseId(_))));
+    assert!(headers(None, 10, Some("with spaces")).is_ok(), "a collapse id may have spaces");
+}
+
+#[test]
+fn errors_say_what_apple_takes() {
+    assert_eq!(
+        HeadersError::Priority(7).to_string(),
+        "invalid priority 7: expected 10 (immediate), 5 (power-considerate) or 1 (lowest)"
+    );
+    assert_eq!(HeadersError::CollapseIdTooLong(65).to_string(), "collapse id is 65 bytes long; Apple takes at most 64");
+}
+
+#[test]
+fn push_types_and_their_payload_limits() {
+    use PushType::*;
+    let all = [Alert, Background, Voip, Complication, FileProvider, Mdm, LiveActivity, Location, PushToTalk];
+    let names: Vec<&str> = all.iter().map(|t| t.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "alert",
+            "background",
+            "voip",
+            "complication",
+            "fileprovider",
+            "mdm",
+            "liveactivity",
+            "location",
+            "pushtotalk"
+        ]
+    );
+    for t in all {
+        let want = if t == Voip { 5120 } else { 4096 };
+        assert_eq!(t.payload_limit(), want, "{t:?}");
+    }
+    assert_eq!(Headers::new(None, Voip, 10, 0, None).unwrap().payload_limit(), 5120);
+}
+
+#[test]
+fn apns_id_is_a_lower_case_uuid() {
+    let mut buf = [0u8; 36];
+    assert_eq!(
+        apns_id_value(0x0123_4567_89ab_cdef_0011_2233_4455_6677, &mut buf),
+        "01234567-89ab-cdef-0011-223344556677"
+    );
+    assert_eq!(apns_id_value(0, &mut buf), "00000000-0000-0000-0000-000000000000");
+    assert_eq!(apns_id_value(u128::MAX, &mut buf), "ffffffff-ffff-ffff-ffff-ffffffffffff");
+    assert!(HeaderValue::from_str(apns_id_value(u128::MAX, &mut buf)).is_ok());
+}
+
+#[test]
+fn path_reuses_its_buffer() {
+    let mut buf = String::from("left over from the last request");
+    let token = DeviceToken([0xab; 32]);
+    path(&token, &mut buf);
+    assert_eq!(buf, format!("/3/device/{}", "ab".repeat(32)));
+    let cap = buf.capacity();
+    path(&DeviceToken([0x01; 32]), &mut buf);
+    assert_eq!(buf, format!("/3/device/{}", "01".repeat(32)));
+    assert_eq!(buf.capacity(), cap, "no new allocation");
+}
+
+#[test]
+fn push_types_parse_from_apples_spelling_only() {
+    for t in PushType::ALL {
+        assert_eq!(t.as_str().parse::<PushType>(), Ok(t));
+    }
+    for bad in ["", "Alert", "VOIP", "fax", "alert "] {
+        assert_eq!(bad.parse::<PushType>(), Err(HeadersError::PushType(bad.into())), "{bad:?}");
+    }
+    assert!(HeadersError::PushType("fax".into()).to_string().starts_with("invalid push type \"fax\": expected alert,"));
+}
+
+fn line(topic: Option<&str>, push_type: Option<&str>, collapse: Option<&str>) -> Result<LineHeaders, HeadersError> {
+    LineHeaders::new(topic.map(Into::into), push_type, collapse.map(Into::into))
+}
+
+#[test]
+fn a_lines_own_headers_replace_the_runs_for_that_request_only() {
+    let run = Headers::new(Some("com.example.app".into()), PushType::Alert, 10, 0, Some("run".into())).unwrap();
+    let own = line(Some("com.example.app.voip"), Some("voip"), Some("call-7")).unwrap();
+    let mut map = HeaderMap::new();
+    run.apply(&mut map);
+    own.apply(&mut map);
+    assert_eq!(map.len(), 5, "replaced, not appended");
+    assert_eq!(map[APNS_TOPIC], "com.example.app.voip");
+    assert_eq!(map[APNS_PUSH_TYPE], "voip");
+    assert_eq!(map[APNS_COLLAPSE_ID], "call-7");
+    assert_eq!(map[APNS_PRIORITY], "10", "what the line does not set stays the run's");
+
+    let mut map = HeaderMap::new();
+    run.apply(&mut map);
+    line(None, None, Some("only-this")).unwrap().apply(&mut map);
+    assert_eq!(map[APNS_TOPIC], "com.example.app");
+    assert_eq!(map[APNS_PUSH_TYPE], "alert");
+    assert_eq!(map[APNS_COLLAPSE_ID], "only-this");
+}
+
+#[test]
+fn a_lines_own_headers_are_checked_as_the_runs_are() {
+    assert_eq!(line(Some("com.example app"), None, None), Err(HeadersError::Topic("com.example app".into())));
+    assert_eq!(line(Some(""), None, None), Err(HeadersError::Topic(String::new())));
+    assert_eq!(line(None, Some("fax"), None), Err(HeadersError::PushType("fax".into())));
+    let long = "c".repeat(65);
+    assert_eq!(line(None, None, Some(&long)), Err(HeadersError::CollapseIdTooLong(65)));
+    assert!(matches!(line(None, None, Some("a\u{1}b")), Err(HeadersError::CollapseId(_))));
+    assert_eq!(line(None, None, Some(&long[..64])).unwrap().collapse_id(), Some(&long[..64]));
+    let utf8 = line(None, None, Some("réunion")).unwrap();
+    assert_eq!(utf8.collapse_id(), Some("réunion"), "a header carries UTF-8 bytes as they are");
+}
+
+#[test]
+fn a_line_names_the_first_field_it_sets() {
+    let none = line(None, None, None).unwrap();
+    assert!(none.is_empty());
+    assert_eq!(none.first_field(), None);
+    let voip = line(None, Some("voip"), Some("x")).unwrap();
+    assert_eq!((voip.first_field(), voip.push_type(), voip.topic()), (Some("push_type"), Some(PushType::Voip), None));
+    assert_eq!(line(Some("a.b"), Some("voip"), None).unwrap().first_field(), Some("topic"));
+    assert_eq!(line(None, None, Some("x")).unwrap().first_field(), Some("collapse_id"));
+}
