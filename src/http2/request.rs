@@ -8,10 +8,8 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::token::DeviceToken;
 
-/// The largest payload Apple takes, in bytes.
-pub const MAX_PAYLOAD: usize = 4096;
-/// The largest VoIP payload Apple takes, in bytes.
-pub const MAX_PAYLOAD_VOIP: usize = 5120;
+pub use super::push_type::{MAX_PAYLOAD, MAX_PAYLOAD_VOIP, PushType};
+
 /// The longest `apns-collapse-id`, in bytes.
 pub const MAX_COLLAPSE_ID: usize = 64;
 
@@ -28,46 +26,6 @@ pub const APNS_COLLAPSE_ID: HeaderName = HeaderName::from_static("apns-collapse-
 /// `apns-id`.
 pub const APNS_ID: HeaderName = HeaderName::from_static("apns-id");
 
-/// `apns-push-type`: what the notification does on the device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[allow(missing_docs)] // Apple's names; `as_str` gives the header's spelling.
-pub enum PushType {
-    Alert,
-    Background,
-    Voip,
-    Complication,
-    FileProvider,
-    Mdm,
-    LiveActivity,
-    Location,
-    PushToTalk,
-}
-
-impl PushType {
-    /// The value of `apns-push-type`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PushType::Alert => "alert",
-            PushType::Background => "background",
-            PushType::Voip => "voip",
-            PushType::Complication => "complication",
-            PushType::FileProvider => "fileprovider",
-            PushType::Mdm => "mdm",
-            PushType::LiveActivity => "liveactivity",
-            PushType::Location => "location",
-            PushType::PushToTalk => "pushtotalk",
-        }
-    }
-
-    /// The largest payload Apple takes for this type, in bytes.
-    pub fn payload_limit(self) -> usize {
-        match self {
-            PushType::Voip => MAX_PAYLOAD_VOIP,
-            _ => MAX_PAYLOAD,
-        }
-    }
-}
-
 /// Why the headers of a run cannot be built.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -78,6 +36,16 @@ pub enum HeadersError {
     /// The priority is not one Apple knows.
     #[error("invalid priority {0}: expected 10 (immediate), 5 (power-considerate) or 1 (lowest)")]
     Priority(u8),
+    /// A priority Apple refuses for the push type: background at 10.
+    #[error(
+        "priority {priority} with push type {push_type}: Apple takes {push_type} notifications at priority 5 (10 is an error)"
+    )]
+    PriorityForType {
+        /// The push type.
+        push_type: PushType,
+        /// The priority asked for.
+        priority: u8,
+    },
     /// The collapse id is longer than Apple takes.
     #[error("collapse id is {0} bytes long; Apple takes at most 64")]
     CollapseIdTooLong(usize),
@@ -120,6 +88,9 @@ impl Headers {
         };
         if !matches!(priority, 10 | 5 | 1) {
             return Err(HeadersError::Priority(priority));
+        }
+        if !push_type.takes_priority(priority) {
+            return Err(HeadersError::PriorityForType { push_type, priority });
         }
         let collapse_id = match collapse_id {
             Some(c) if c.len() > MAX_COLLAPSE_ID => return Err(HeadersError::CollapseIdTooLong(c.len())),
@@ -253,29 +224,18 @@ mod tests {
     }
 
     #[test]
-    fn push_types_and_their_payload_limits() {
-        use PushType::*;
-        let all = [Alert, Background, Voip, Complication, FileProvider, Mdm, LiveActivity, Location, PushToTalk];
-        let names: Vec<&str> = all.iter().map(|t| t.as_str()).collect();
+    fn the_headers_carry_the_push_types_limit_and_refuse_background_at_10() {
+        assert_eq!(Headers::new(None, PushType::Voip, 10, 0, None).unwrap().payload_limit(), 5120);
+        assert_eq!(Headers::new(None, PushType::Alert, 10, 0, None).unwrap().payload_limit(), 4096);
+        let err = Headers::new(None, PushType::Background, 10, 0, None).unwrap_err();
+        assert_eq!(err, HeadersError::PriorityForType { push_type: PushType::Background, priority: 10 });
         assert_eq!(
-            names,
-            [
-                "alert",
-                "background",
-                "voip",
-                "complication",
-                "fileprovider",
-                "mdm",
-                "liveactivity",
-                "location",
-                "pushtotalk"
-            ]
+            err.to_string(),
+            "priority 10 with push type background: Apple takes background notifications at priority 5 (10 is an error)"
         );
-        for t in all {
-            let want = if t == Voip { 5120 } else { 4096 };
-            assert_eq!(t.payload_limit(), want, "{t:?}");
+        for p in [5, 1] {
+            assert!(Headers::new(None, PushType::Background, p, 0, None).is_ok(), "{p}");
         }
-        assert_eq!(Headers::new(None, Voip, 10, 0, None).unwrap().payload_limit(), 5120);
     }
 
     #[test]
