@@ -116,7 +116,7 @@ pub struct Http2Args {
     /// Token authentication with a provider token signed elsewhere: the name
     /// of the environment variable holding it (an ES256 JWT), instead of
     /// --auth-key. It is sent as given, never printed, and cannot be renewed
-    /// here: APNs refuses it 60 minutes after its iat, which ends the run
+    /// here: APNs refuses it 60 minutes after its iat
     #[arg(long, value_name = "VAR", conflicts_with_all = ["auth_key", "key_id", "team_id"])]
     pub auth_token_env: Option<String>,
     /// apns-topic: the app's bundle id; the suffix --push-type needs (.voip,
