@@ -201,8 +201,11 @@ fn a_ready_token_from_the_environment_is_sent_as_given_and_never_shown() {
         assert!(!shown.contains(secret) && (value.is_empty() || !shown.contains(value.as_str())), "{shown}");
     }
     assert_refused(&env_send, &[], &[&format!("--auth-token-env {var}"), "no such environment variable"]);
+    // Well formed, but for a key the gateway does not know: its check says so.
+    let unknown = jwt("ZZZZZZZZZZ", p.team_id(), now());
+    assert_refused(&env_send, &[(var, &unknown)], &["403 InvalidProviderToken", "--auth-token-env"]);
     let stats = gw.stop();
-    assert_eq!(stats.requests_received, 300 + 1, "only the good run's tokens and its gateway check: {stats:#?}");
+    assert_eq!(stats.requests_received, 300 + 2, "the good run's tokens and the two gateway checks: {stats:#?}");
 }
 
 /// Runs `a` to its end in a child process, its output thrown away.
