@@ -113,10 +113,12 @@ pub enum GatewayError {
 /// What fixes a 403 from Apple's provider API, after its reason.
 fn hint_403(reason: &str) -> &'static str {
     match reason {
-        "InvalidProviderToken" => " (check --key-id and --team-id against the .p8 key)",
+        "InvalidProviderToken" => {
+            " (check --key-id and --team-id against the .p8 key, or the kid and iss of the --auth-token-env token)"
+        }
         "MissingProviderToken" => " (give a certificate, or a .p8 key with --auth-key)",
         "BadCertificateEnvironment" => " (a sandbox certificate on the production gateway, or the reverse?)",
-        "ExpiredProviderToken" => " (is this machine's clock right?)",
+        "ExpiredProviderToken" => " (is this machine's clock right? A token from --auth-token-env lives an hour)",
         _ => "",
     }
 }

@@ -140,6 +140,30 @@ fn a_provider_certificate_authenticates_too() {
 }
 
 #[test]
+fn settings_apple_refuses_for_the_push_type_are_refused_before_connecting() {
+    use apnsblast::http2::request::PushType;
+    let gw = h2_gateway(Config::default());
+    let refused = |push_type, priority, token: bool| {
+        let mut c = h2_config(&gw, 1);
+        let h2 = c.http2.as_mut().unwrap();
+        (h2.push_type, h2.priority) = (push_type, priority);
+        if !token {
+            c.tls = tls();
+            c.http2.as_mut().unwrap().token = None;
+        }
+        match apnsblast::run::Blaster::new(c) {
+            Err(Error::Config(why)) => why,
+            other => panic!("{push_type} at {priority}: {other:?}"),
+        }
+    };
+    assert!(refused(PushType::Background, 10, true).contains("priority 5"));
+    for t in [PushType::LiveActivity, PushType::Location] {
+        assert!(refused(t, 10, false).contains("token authentication only"), "{t}");
+    }
+    assert_eq!(gw.stop().connections, 0);
+}
+
+#[test]
 fn a_key_id_the_gateway_does_not_know_fails_the_check() {
     let gw = h2_gateway(Config::default());
     let mut c = h2_config(&gw, 1);

@@ -3,12 +3,13 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 
 use apnsblast::http2::config::Http2Config;
-use apnsblast::http2::jwt::{AuthKey, ProviderToken};
+use apnsblast::http2::jwt::{AuthKey, ProviderToken, TOKEN_MAX_AGE_SECS};
 use apnsblast::http2::request::PushType;
 use apnsblast::tls::TlsConfig;
 
@@ -34,8 +35,9 @@ pub const BINARY_ONLY: [(&str, &str); 9] = [
 ];
 
 /// Flags that only the HTTP/2 transport takes.
-pub const HTTP2_ONLY: [(&str, &str); 7] = [
+pub const HTTP2_ONLY: [(&str, &str); 8] = [
     ("auth_key", "--auth-key"),
+    ("auth_token_env", "--auth-token-env"),
     ("key_id", "--key-id"),
     ("team_id", "--team-id"),
     ("topic", "--topic"),
@@ -53,18 +55,27 @@ pub enum ApiArg {
     Http2,
 }
 
-/// `--push-type`.
+/// `--push-type`: Apple's `apns-push-type` values; each one's help says
+/// what `--topic` gets added and what else Apple ties to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-#[allow(missing_docs)]
 pub enum PushTypeArg {
+    /// An alert, sound or badge (topic: the bundle id)
     Alert,
+    /// Content for the app in the background (topic: the bundle id; priority 5, never 10)
     Background,
+    /// An incoming VoIP call (topic + .voip; payloads up to 5120 bytes)
     Voip,
+    /// A watchOS complication update (topic + .complication)
     Complication,
+    /// A File Provider extension change (topic + .pushkit.fileprovider)
     Fileprovider,
+    /// Managed devices to contact their MDM server (topic: the MDM certificate's)
     Mdm,
+    /// A Live Activity update (topic + .push-type.liveactivity; token authentication only)
     Liveactivity,
+    /// A location query (topic + .location-query; token authentication only)
     Location,
+    /// A Push to Talk update (topic + .voip-ptt)
     Pushtotalk,
 }
 
@@ -93,8 +104,8 @@ pub struct Http2Args {
     #[arg(long, value_enum)]
     pub api: Option<ApiArg>,
     /// Token authentication: Apple's .p8 key file (AuthKey_KEYID.p8); its key
-    /// id is read from the file name unless --key-id is given. Without it the
-    /// certificate (--cert) authenticates
+    /// id is read from the file name unless --key-id is given. Without it
+    /// (or --auth-token-env) the certificate (--cert) authenticates
     #[arg(long, value_name = "FILE")]
     pub auth_key: Option<PathBuf>,
     /// The .p8 key's 10-character key id
@@ -103,11 +114,20 @@ pub struct Http2Args {
     /// Your 10-character Apple Developer team id (with --auth-key)
     #[arg(long, value_name = "TEAMID", requires = "auth_key")]
     pub team_id: Option<String>,
-    /// apns-topic: the app's bundle id. Required with --auth-key; with a
-    /// certificate, the certificate's topic is used when omitted
+    /// Token authentication with a provider token signed elsewhere: the name
+    /// of the environment variable holding it (an ES256 JWT), instead of
+    /// --auth-key. It is sent as given, never printed, and cannot be renewed
+    /// here: APNs refuses it 60 minutes after its iat
+    #[arg(long, value_name = "VAR", conflicts_with_all = ["auth_key", "key_id", "team_id"])]
+    pub auth_token_env: Option<String>,
+    /// apns-topic: the app's bundle id; the suffix --push-type needs (.voip,
+    /// .push-type.liveactivity, ...) is added unless it is there. Required
+    /// with token authentication; with a certificate, the certificate's
+    /// topic is used when omitted
     #[arg(long, value_name = "BUNDLE_ID")]
     pub topic: Option<String>,
-    /// apns-push-type
+    /// apns-push-type: what the notification does (its topic suffix, priority
+    /// and authentication follow Apple's rules for it)
     #[arg(long, value_enum, default_value_t = PushTypeArg::Alert)]
     pub push_type: PushTypeArg,
     /// apns-collapse-id: notifications with the same id replace each other
@@ -154,27 +174,51 @@ impl Http2Args {
         self.push_type.push_type().payload_limit()
     }
 
-    /// The HTTP/2 settings, with the `.p8` key read and checked.
+    /// Whether the run authenticates with a provider token (no client
+    /// certificate needed).
+    pub fn token_auth(&self) -> bool {
+        self.auth_key.is_some() || self.auth_token_env.is_some()
+    }
+
+    /// The HTTP/2 settings, with the `.p8` key (or the ready token) read and
+    /// checked. `priority` is `--priority` (`None`: the push type's default).
     ///
     /// # Errors
-    /// An unreadable or wrong key, ids Apple would refuse, a missing topic.
-    pub fn config(&self, priority: u8) -> anyhow::Result<Http2Config> {
+    /// An unreadable or wrong key or token, ids Apple would refuse, a missing
+    /// topic, a priority or authentication the push type cannot have.
+    pub fn config(&self, priority: Option<u8>) -> anyhow::Result<Http2Config> {
         if let Some(id) = &self.collapse_id
             && id.len() > MAX_COLLAPSE_ID
         {
             bail!("--collapse-id: {} bytes long; Apple takes at most {MAX_COLLAPSE_ID}", id.len());
         }
-        let token = match &self.auth_key {
-            Some(path) => Some(Arc::new(self.provider_token(path)?)),
-            None => None,
+        let push_type = self.push_type.push_type();
+        let priority = priority.unwrap_or(push_type.default_priority());
+        if !push_type.takes_priority(priority) {
+            bail!(
+                "--priority {priority} with --push-type {push_type}: Apple takes {push_type} notifications at \
+                 priority 5 (10 is an error); leave --priority out or give 5"
+            );
+        }
+        if push_type.token_auth_only() && !self.token_auth() {
+            bail!(
+                "--push-type {push_type}: Apple takes it with token authentication only; give --auth-key \
+                 (or --auth-token-env), not a certificate"
+            );
+        }
+        let token = match (&self.auth_key, &self.auth_token_env) {
+            (Some(path), _) => Some(Arc::new(self.provider_token(path)?)),
+            (None, Some(var)) => Some(Arc::new(token_from_env(var)?)),
+            (None, None) => None,
         };
         if token.is_some() && self.topic.is_none() {
-            bail!("--topic: required with --auth-key (the app's bundle id, e.g. com.example.app)");
+            let flag = if self.auth_key.is_some() { "--auth-key" } else { "--auth-token-env" };
+            bail!("--topic: required with {flag} (the app's bundle id, e.g. com.example.app)");
         }
         Ok(Http2Config {
             token,
-            topic: self.topic.clone(),
-            push_type: self.push_type.push_type(),
+            topic: self.topic.as_deref().map(|t| push_type.topic(t)),
+            push_type,
             priority,
             collapse_id: self.collapse_id.clone(),
             streams: self.streams,
@@ -225,9 +269,31 @@ pub fn topic_from_certificate(config: &mut Http2Config, tls: &TlsConfig) -> anyh
         let Some(topic) = topic else {
             bail!("--topic: required (the certificate's subject names no app: it has no UID)");
         };
-        config.topic = Some(topic.to_owned());
+        // The push type's suffix goes on it as on --topic.
+        config.topic = Some(config.push_type.topic(topic));
     }
     Ok(())
+}
+
+/// The provider token held by the environment variable `var`, checked for
+/// its shape and age. Errors name the variable, never its value.
+fn token_from_env(var: &str) -> anyhow::Result<ProviderToken> {
+    let jwt = match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => v,
+        Ok(_) => bail!("--auth-token-env {var}: the variable is empty (it should hold the provider token, a JWT)"),
+        Err(std::env::VarError::NotPresent) => {
+            bail!("--auth-token-env {var}: no such environment variable (it should hold the provider token, a JWT)")
+        }
+        Err(std::env::VarError::NotUnicode(_)) => bail!("--auth-token-env {var}: the variable is not text"),
+    };
+    let token = ProviderToken::fixed(jwt).map_err(|e| anyhow::anyhow!("--auth-token-env {var}: {e}"))?;
+    let age =
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()).saturating_sub(token.current().iat());
+    log::info!(
+        "--auth-token-env {var}: a provider token issued {age} s ago; APNs refuses it after {TOKEN_MAX_AGE_SECS} s, \
+         and it cannot be renewed here"
+    );
+    Ok(token)
 }
 
 /// The key id in a file name as Apple ships it: `AuthKey_ABC123DEFG.p8`.
@@ -245,6 +311,7 @@ mod tests {
         Http2Args {
             api,
             auth_key: None,
+            auth_token_env: None,
             key_id: None,
             team_id: None,
             topic: None,

@@ -87,9 +87,10 @@ pub struct MessageArgs {
          (values from {ABSOLUTE_EXPIRY} up are taken as an absolute UNIX time)"
     ))]
     pub expiry: u64,
-    /// 10 = deliver now, 5 = when it saves the device's power (binary: --format 2 only), 1 = lowest (HTTP/2 only)
-    #[arg(long, value_name = "10|5|1", value_enum, default_value_t = PriorityArg::Now, hide_possible_values = true, help_heading = "Message")]
-    pub priority: PriorityArg,
+    /// 10 = deliver now, 5 = when it saves the device's power (binary: --format 2 only), 1 = lowest (HTTP/2
+    /// only). Default 10; over HTTP/2 the push type's (--push-type background: 5, and 10 is refused)
+    #[arg(long, value_name = "10|5|1", value_enum, hide_possible_values = true, help_heading = "Message")]
+    pub priority: Option<PriorityArg>,
     #[arg(long, value_name = "1|2", value_parser = clap::value_parser!(u8).range(1..=2), default_value_t = 2, help_heading = "Message")]
     #[arg(help = format!(
         "Frame format: 1 (enhanced, payloads up to {} bytes) or 2 (items, up to {})",
@@ -140,20 +141,21 @@ impl MessageArgs {
 
     /// `--priority` as the frame carries it.
     pub(crate) fn priority(&self) -> anyhow::Result<Priority> {
-        match self.priority {
+        match self.priority.unwrap_or(PriorityArg::Now) {
             PriorityArg::Now => Ok(Priority::Immediate),
             PriorityArg::PowerSaving => Ok(Priority::PowerSaving),
             PriorityArg::Lowest => bail!("--priority 1: only the HTTP/2 transport has it (see --api)"),
         }
     }
 
-    /// `--priority` as `apns-priority` carries it.
-    pub(crate) fn http2_priority(&self) -> u8 {
-        match self.priority {
+    /// `--priority` as `apns-priority` carries it; `None` when not given
+    /// (the push type then decides).
+    pub(crate) fn http2_priority(&self) -> Option<u8> {
+        self.priority.map(|p| match p {
             PriorityArg::Now => 10,
             PriorityArg::PowerSaving => 5,
             PriorityArg::Lowest => 1,
-        }
+        })
     }
 
     /// `--expiry` as the absolute UNIX time the frame carries.
@@ -199,7 +201,10 @@ pub fn run(args: SendArgs, global: &Global) -> anyhow::Result<Exit> {
         }
     };
     let expiry = args.message.expiry()?;
-    if api == ApiArg::Binary && command == Command::Enhanced && args.message.priority != PriorityArg::Now {
+    if api == ApiArg::Binary
+        && command == Command::Enhanced
+        && args.message.priority.is_some_and(|p| p != PriorityArg::Now)
+    {
         log::warn!("--priority is ignored with --format 1 (the enhanced format has no priority)");
     }
     let gateway = args.gateway.resolve(if api == ApiArg::Http2 { Service::Http2 } else { Service::Push })?;
@@ -221,7 +226,7 @@ pub fn run(args: SendArgs, global: &Global) -> anyhow::Result<Exit> {
     };
     let outputs = Outputs::create(&args.outputs)?;
     let tls = match api {
-        ApiArg::Http2 if args.http2.auth_key.is_some() => args.tls.load_optional()?,
+        ApiArg::Http2 if args.http2.token_auth() => args.tls.load_optional()?,
         _ => args.tls.load()?,
     };
     if let Transport::Http2(h2) = &mut transport {

@@ -12,12 +12,16 @@ pub struct Http2Config {
     /// Token authentication: the provider token every connection shares.
     /// `None` authenticates with the certificate of the TLS settings.
     pub token: Option<Arc<ProviderToken>>,
-    /// `apns-topic`: the bundle id, with the suffix the push type needs.
-    /// `None` leaves it to the certificate (one that holds a single topic).
+    /// `apns-topic`: the bundle id, with the suffix the push type needs
+    /// ([`PushType::topic`] adds it). `None` leaves it to the certificate
+    /// (one that holds a single topic).
     pub topic: Option<String>,
-    /// `apns-push-type`.
+    /// `apns-push-type`. Location and Live Activity notifications need
+    /// `token`.
     pub push_type: PushType,
-    /// `apns-priority`: 10 (now), 5 (power-considerate) or 1 (lowest).
+    /// `apns-priority`: 10 (now), 5 (power-considerate) or 1 (lowest);
+    /// [`PushType::default_priority`] is Apple's choice (background: 5,
+    /// never 10).
     pub priority: u8,
     /// `apns-collapse-id`, at most 64 bytes.
     pub collapse_id: Option<String>,

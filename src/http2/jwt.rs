@@ -342,12 +342,20 @@ fn check_jwt(jwt: &str) -> Result<u64, TokenError> {
     if header["alg"] != "ES256" {
         return Err(TokenError::Malformed("the header's alg is not ES256"));
     }
-    if !header["kid"].is_string() {
-        return Err(TokenError::Malformed("the header has no kid"));
+    match header["kid"].as_str() {
+        None => return Err(TokenError::Malformed("the header has no kid")),
+        Some(kid) if !is_apple_id(kid) => {
+            return Err(TokenError::Malformed("the header's kid is not a key id (10 characters, A-Z and 0-9)"));
+        }
+        Some(_) => {}
     }
     let claims = json(claims).ok_or(TokenError::Malformed("the claims are not base64url JSON"))?;
-    if !claims["iss"].is_string() {
-        return Err(TokenError::Malformed("the claims have no iss"));
+    match claims["iss"].as_str() {
+        None => return Err(TokenError::Malformed("the claims have no iss")),
+        Some(iss) if !is_apple_id(iss) => {
+            return Err(TokenError::Malformed("the claims' iss is not a team id (10 characters, A-Z and 0-9)"));
+        }
+        Some(_) => {}
     }
     let iat = claims["iat"].as_u64().ok_or(TokenError::Malformed("the claims have no iat in UNIX seconds"))?;
     if URL_SAFE_NO_PAD.decode(signature).map(|s| s.len()) != Ok(64) {

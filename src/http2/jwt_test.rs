@@ -214,7 +214,11 @@ fn fixed_token_that_is_malformed_or_expired_is_refused() {
     let (_, signature) = rest.split_once('.').unwrap();
     let rs256 = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","kid":"ABC123DEFG"}"#);
     let no_iat = URL_SAFE_NO_PAD.encode(r#"{"iss":"DEF123GHIJ"}"#);
+    let short_kid = URL_SAFE_NO_PAD.encode(r#"{"alg":"ES256","kid":"ABC"}"#);
+    let email_iss = URL_SAFE_NO_PAD.encode(format!(r#"{{"iss":"dev@example.com","iat":{T0}}}"#));
     for bad in [
+        format!("{short_kid}.{rest}"),
+        format!("{header}.{email_iss}.{signature}"),
         String::new(),
         "not a jwt".to_owned(),
         format!("{jwt}.extra"),

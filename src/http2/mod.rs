@@ -4,6 +4,7 @@
 //! |---|---|
 //! | [`key`] | the `.p8` auth key |
 //! | [`jwt`] | the provider token (ES256 JWT) every connection shares |
+//! | [`push_type`] | `apns-push-type` and Apple's rules for each type: topic suffix, priority, payload, authentication |
 //! | [`request`] | the run's shared headers, the path and `apns-id` of each request |
 //! | [`answer`] | Apple's statuses and reasons, and what each means for a notification |
 //! | [`state`] | the sans-I/O state of one connection thread: what to send, what an answer settles |
@@ -21,6 +22,7 @@ pub mod jwt;
 pub mod key;
 pub(crate) mod link;
 pub(crate) mod probe;
+pub mod push_type;
 pub mod request;
 pub mod state;
 

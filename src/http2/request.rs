@@ -11,10 +11,8 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::token::DeviceToken;
 
-/// The largest payload Apple takes, in bytes.
-pub const MAX_PAYLOAD: usize = 4096;
-/// The largest VoIP payload Apple takes, in bytes.
-pub const MAX_PAYLOAD_VOIP: usize = 5120;
+pub use super::push_type::{MAX_PAYLOAD, MAX_PAYLOAD_VOIP, PushType};
+
 /// The longest `apns-collapse-id`, in bytes.
 pub const MAX_COLLAPSE_ID: usize = 64;
 
@@ -30,59 +28,6 @@ pub const APNS_EXPIRATION: HeaderName = HeaderName::from_static("apns-expiration
 pub const APNS_COLLAPSE_ID: HeaderName = HeaderName::from_static("apns-collapse-id");
 /// `apns-id`.
 pub const APNS_ID: HeaderName = HeaderName::from_static("apns-id");
-
-/// `apns-push-type`: what the notification does on the device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[allow(missing_docs)] // Apple's names; `as_str` gives the header's spelling.
-pub enum PushType {
-    Alert,
-    Background,
-    Voip,
-    Complication,
-    FileProvider,
-    Mdm,
-    LiveActivity,
-    Location,
-    PushToTalk,
-}
-
-impl PushType {
-    /// The value of `apns-push-type`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PushType::Alert => "alert",
-            PushType::Background => "background",
-            PushType::Voip => "voip",
-            PushType::Complication => "complication",
-            PushType::FileProvider => "fileprovider",
-            PushType::Mdm => "mdm",
-            PushType::LiveActivity => "liveactivity",
-            PushType::Location => "location",
-            PushType::PushToTalk => "pushtotalk",
-        }
-    }
-
-    /// The largest payload Apple takes for this type, in bytes.
-    pub fn payload_limit(self) -> usize {
-        match self {
-            PushType::Voip => MAX_PAYLOAD_VOIP,
-            _ => MAX_PAYLOAD,
-        }
-    }
-
-    /// Every push type Apple defines.
-    pub const ALL: [PushType; 9] = [
-        PushType::Alert,
-        PushType::Background,
-        PushType::Voip,
-        PushType::Complication,
-        PushType::FileProvider,
-        PushType::Mdm,
-        PushType::LiveActivity,
-        PushType::Location,
-        PushType::PushToTalk,
-    ];
-}
 
 impl FromStr for PushType {
     type Err = HeadersError;
@@ -103,6 +48,16 @@ pub enum HeadersError {
     /// The priority is not one Apple knows.
     #[error("invalid priority {0}: expected 10 (immediate), 5 (power-considerate) or 1 (lowest)")]
     Priority(u8),
+    /// A priority Apple refuses for the push type: background at 10.
+    #[error(
+        "priority {priority} with push type {push_type}: Apple takes {push_type} notifications at priority 5 (10 is an error)"
+    )]
+    PriorityForType {
+        /// The push type.
+        push_type: PushType,
+        /// The priority asked for.
+        priority: u8,
+    },
     /// The collapse id is longer than Apple takes.
     #[error("collapse id is {0} bytes long; Apple takes at most 64")]
     CollapseIdTooLong(usize),
@@ -161,6 +116,9 @@ impl Headers {
         let topic = topic.map(topic_value).transpose()?;
         if !matches!(priority, 10 | 5 | 1) {
             return Err(HeadersError::Priority(priority));
+        }
+        if !push_type.takes_priority(priority) {
+            return Err(HeadersError::PriorityForType { push_type, priority });
         }
         let collapse_id = collapse_id.map(collapse_id_value).transpose()?;
         Ok(Headers {

@@ -59,29 +59,18 @@ fn errors_say_what_apple_takes() {
 }
 
 #[test]
-fn push_types_and_their_payload_limits() {
-    use PushType::*;
-    let all = [Alert, Background, Voip, Complication, FileProvider, Mdm, LiveActivity, Location, PushToTalk];
-    let names: Vec<&str> = all.iter().map(|t| t.as_str()).collect();
+fn the_headers_carry_the_push_types_limit_and_refuse_background_at_10() {
+    assert_eq!(Headers::new(None, PushType::Voip, 10, 0, None).unwrap().payload_limit(), 5120);
+    assert_eq!(Headers::new(None, PushType::Alert, 10, 0, None).unwrap().payload_limit(), 4096);
+    let err = Headers::new(None, PushType::Background, 10, 0, None).unwrap_err();
+    assert_eq!(err, HeadersError::PriorityForType { push_type: PushType::Background, priority: 10 });
     assert_eq!(
-        names,
-        [
-            "alert",
-            "background",
-            "voip",
-            "complication",
-            "fileprovider",
-            "mdm",
-            "liveactivity",
-            "location",
-            "pushtotalk"
-        ]
+        err.to_string(),
+        "priority 10 with push type background: Apple takes background notifications at priority 5 (10 is an error)"
     );
-    for t in all {
-        let want = if t == Voip { 5120 } else { 4096 };
-        assert_eq!(t.payload_limit(), want, "{t:?}");
+    for p in [5, 1] {
+        assert!(Headers::new(None, PushType::Background, p, 0, None).is_ok(), "{p}");
     }
-    assert_eq!(Headers::new(None, Voip, 10, 0, None).unwrap().payload_limit(), 5120);
 }
 
 #[test]

@@ -162,6 +162,12 @@ fn http2(config: &SendConfig, h2: &Http2Config, policy: Policy) -> Result<Transp
             h2.push_type.as_str()
         )));
     }
+    if h2.token.is_none() && h2.push_type.token_auth_only() {
+        return Err(Error::Config(format!(
+            "Apple takes {} notifications with token authentication only, not with a certificate",
+            h2.push_type
+        )));
+    }
     if h2.streams == 0 || h2.max_tries == 0 {
         return Err(Error::Config("streams and tries must be positive".into()));
     }

@@ -82,6 +82,11 @@ pub struct Stats {
     /// HTTP/2: distinct valid provider tokens seen after the first.
     #[serde(default)]
     pub jwt_renewals: u64,
+    /// HTTP/2: distinct valid provider tokens seen, over every connection
+    /// and every sender: what Apple counts against a key (processes on one
+    /// key that each sign their own token make it grow).
+    #[serde(default)]
+    pub provider_tokens: u64,
     /// HTTP/2: requests to the all-zero token (a sender's gateway check),
     /// answered 400 BadDeviceToken and not counted in `rejected_by_reason`.
     #[serde(default)]

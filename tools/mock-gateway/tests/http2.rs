@@ -111,7 +111,7 @@ async fn provider_token_faults_get_403() {
         reasons(&stats),
         [("ExpiredProviderToken", 1), ("InvalidProviderToken", 2), ("MissingProviderToken", 1)]
     );
-    assert_eq!((stats.accepted, stats.jwt_renewals), (2, 1));
+    assert_eq!((stats.accepted, stats.jwt_renewals, stats.provider_tokens), (2, 1, 2));
 }
 
 #[tokio::test]
@@ -123,8 +123,12 @@ async fn a_client_certificate_authenticates_for_its_topics() {
     assert_eq!(send(&mut c, post(&token(2), &voip), BODY).await.unwrap().0, 200);
     let other = send(&mut c, post(&token(3), &[("apns-topic", "org.other.app")]), BODY).await.unwrap();
     assert_eq!((other.0, other.2.as_str()), (400, r#"{"reason":"TopicDisallowed"}"#));
+    // Apple takes Live Activity updates over token authentication only.
+    let live = [("apns-topic", "com.example.app.push-type.liveactivity"), ("apns-push-type", "liveactivity")];
+    let live = send(&mut c, post(&token(4), &live), BODY).await.unwrap();
+    assert_eq!((live.0, live.2.as_str()), (400, r#"{"reason":"TopicDisallowed"}"#));
     let stats = gw.stop();
-    assert_eq!((stats.accepted, stats.rejected_for("TopicDisallowed")), (2, 1));
+    assert_eq!((stats.accepted, stats.rejected_for("TopicDisallowed")), (2, 2));
 }
 
 #[tokio::test]

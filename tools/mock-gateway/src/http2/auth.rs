@@ -52,7 +52,7 @@ pub(crate) struct ConnToken {
 /// What checking a request's token found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Checked {
-    /// A valid token the gateway had never seen (for `jwt_renewals`).
+    /// A valid token the gateway had never seen (for `provider_tokens`).
     pub new_valid: bool,
 }
 

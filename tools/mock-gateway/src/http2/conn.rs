@@ -226,6 +226,7 @@ async fn answer(conn: Arc<Conn>, req: Request<RecvStream>, mut respond: SendResp
         if found.new_token {
             let valid = state.valid_tokens.fetch_add(1, Ordering::SeqCst) + 1;
             t.stats.jwt_renewals = valid - 1;
+            t.stats.provider_tokens = valid;
         }
         match verdict {
             Ok(token) => t.record(&[Accepted::new(&token, &body, None)], body.len() as u64),

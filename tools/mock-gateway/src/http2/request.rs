@@ -62,6 +62,13 @@ impl PushType {
         }
     }
 
+    /// Apple: location notifications support "only token-based
+    /// authentication"; Live Activity updates take a token-based connection
+    /// only.
+    pub(crate) fn token_auth_only(self) -> bool {
+        matches!(self, PushType::Location | PushType::LiveActivity)
+    }
+
     /// The largest payload Apple takes for this push type (bytes).
     pub(crate) fn payload_limit(self) -> usize {
         if self == PushType::Voip { 5120 } else { 4096 }
@@ -178,15 +185,24 @@ pub(crate) fn head(h: &HeaderMap) -> Result<Head, Reason> {
 /// certificate); the request must name `base` plus its push type's suffix.
 ///
 /// # Errors
-/// - no topic: 400 MissingTopic with token auth (a certificate's is used otherwise);
+/// - no topic: 400 MissingTopic with token auth, and with a certificate for
+///   a push type whose topic has a suffix (Apple: such a certificate "must
+///   include this header with the bundle ID of your app and if applicable,
+///   the proper suffix"); otherwise the certificate's topic is used;
+/// - a certificate and a push type Apple takes with token auth only
+///   (location, liveactivity): 400 TopicDisallowed, as no certificate holds
+///   that topic;
 /// - the app's own topic with the wrong suffix: 400 BadTopic;
 /// - another app's topic: 400 DeviceTokenNotForTopic (token auth: the device
 ///   token belongs to `base`) or TopicDisallowed (not in the certificate).
 pub(crate) fn topic(head: &Head, base: &str, certificate: bool) -> Result<(), Reason> {
-    let Some(topic) = head.topic.as_deref() else {
-        return if certificate { Ok(()) } else { Err(Reason::MissingTopic) };
-    };
     let suffix = head.push_type.topic_suffix();
+    let Some(topic) = head.topic.as_deref() else {
+        return if certificate && suffix.is_empty() { Ok(()) } else { Err(Reason::MissingTopic) };
+    };
+    if certificate && head.push_type.token_auth_only() {
+        return Err(Reason::TopicDisallowed);
+    }
     if topic.len() == base.len() + suffix.len() && topic.starts_with(base) && topic.ends_with(suffix) {
         Ok(())
     } else if topic == base || topic.strip_prefix(base).is_some_and(|rest| rest.starts_with('.')) {

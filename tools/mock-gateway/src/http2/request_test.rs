@@ -25,8 +25,11 @@ fn routes() {
 fn header_rules() {
     assert_eq!(head(&headers(&[])).unwrap().push_type, PushType::Alert);
     let bg = |p| head(&headers(&[("apns-push-type", "background"), ("apns-priority", p)])).map(|_| ());
+    // Apple: background "Always use priority 5. Using priority 10 is an error."
     assert_eq!(bg("10"), Err(Reason::BadPriority));
     assert_eq!(bg("5"), Ok(()));
+    let alert10 = head(&headers(&[("apns-push-type", "alert"), ("apns-priority", "10")]));
+    assert!(alert10.is_ok());
     assert_eq!(head(&headers(&[("apns-priority", "7")])).unwrap_err(), Reason::BadPriority);
     assert_eq!(head(&headers(&[("apns-push-type", "fax")])).unwrap_err(), Reason::InvalidPushType);
     assert_eq!(head(&headers(&[("apns-expiration", "12a")])).unwrap_err(), Reason::BadExpirationDate);
@@ -63,7 +66,56 @@ fn topics() {
     assert_eq!(t(Some("org.other"), Alert, false), Err(Reason::DeviceTokenNotForTopic));
     assert_eq!(t(Some("com.example.apple"), Alert, true), Err(Reason::TopicDisallowed));
     assert_eq!(t(None, Alert, false), Err(Reason::MissingTopic));
-    assert_eq!(t(None, Voip, true), Ok(()));
+    assert_eq!(t(None, Alert, true), Ok(()), "a certificate's own topic");
+    assert_eq!(t(None, Voip, true), Err(Reason::MissingTopic), "a suffixed topic must be named");
+}
+
+/// Apple's table of topics: each push type takes the bundle id with its
+/// suffix and nothing else, with token auth; with a certificate, the same
+/// but for location and liveactivity, which take token auth only.
+#[test]
+fn each_push_type_takes_exactly_its_topic() {
+    use PushType::*;
+    let apple = [
+        (Alert, ""),
+        (Background, ""),
+        (Voip, ".voip"),
+        (Complication, ".complication"),
+        (FileProvider, ".pushkit.fileprovider"),
+        (Mdm, ""),
+        (LiveActivity, ".push-type.liveactivity"),
+        (Location, ".location-query"),
+        (PushToTalk, ".voip-ptt"),
+    ];
+    let suffixes: Vec<&str> = apple.iter().map(|(_, s)| *s).collect();
+    for (push_type, suffix) in apple {
+        let name = std::str::from_utf8(push_type_name(push_type)).unwrap();
+        let parsed = head(&headers(&[("apns-push-type", name)])).unwrap().push_type;
+        assert_eq!(parsed, push_type);
+        let check = |topic: String, cert| topic_check(&Head { push_type, topic: Some(topic) }, "com.example.app", cert);
+        for other in &suffixes {
+            let topic = format!("com.example.app{other}");
+            let want = if *other == suffix { Ok(()) } else { Err(Reason::BadTopic) };
+            assert_eq!(check(topic.clone(), false), want, "{name} to {topic} with a token");
+            let want = if push_type.token_auth_only() { Err(Reason::TopicDisallowed) } else { want };
+            assert_eq!(check(topic.clone(), true), want, "{name} to {topic} with a certificate");
+        }
+    }
+}
+
+fn push_type_name(t: PushType) -> &'static [u8] {
+    use PushType::*;
+    match t {
+        Alert => b"alert",
+        Background => b"background",
+        Voip => b"voip",
+        Complication => b"complication",
+        FileProvider => b"fileprovider",
+        Mdm => b"mdm",
+        LiveActivity => b"liveactivity",
+        Location => b"location",
+        PushToTalk => b"pushtotalk",
+    }
 }
 
 fn topic_check(head: &Head, base: &str, cert: bool) -> Result<(), Reason> {
