@@ -103,7 +103,7 @@ impl H2Link {
         let headers: &mut HeaderMap = request.headers_mut();
         self.headers.apply(headers);
         if let Some(own) = own {
-            own.apply(headers);
+            own.apply(headers, &self.headers);
         }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         let mut id = [0u8; 36];

@@ -54,6 +54,12 @@ impl PushType {
         PushType::PushToTalk,
     ];
 
+    /// Its place in [`PushType::ALL`].
+    pub fn index(self) -> usize {
+        // Declared in the order of `ALL` (a test checks it).
+        self as usize
+    }
+
     /// The value of `apns-push-type`.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -98,6 +98,19 @@ pub struct Headers {
     expiration: HeaderValue,
     collapse_id: Option<HeaderValue>,
     payload_limit: usize,
+    /// Per push type (in [`PushType::ALL`]'s order), what a line that sets
+    /// only its push type gets instead of the run's.
+    by_type: [ForType; 9],
+}
+
+/// The topic and priority of a line whose own push type differs from the run's.
+#[derive(Debug, Clone, Default)]
+struct ForType {
+    /// The run's bundle id with this type's suffix (`None`: the run sends no topic).
+    topic: Option<HeaderValue>,
+    /// This type's own default, where it cannot take the run's priority
+    /// (background at 10); `None` keeps the run's.
+    priority: Option<HeaderValue>,
 }
 
 impl Headers {
@@ -121,7 +134,17 @@ impl Headers {
             return Err(HeadersError::PriorityForType { push_type, priority });
         }
         let collapse_id = collapse_id.map(collapse_id_value).transpose()?;
+        // The bundle id is the run's topic without its push type's suffix.
+        let bundle = topic.as_ref().and_then(|t| std::str::from_utf8(t.as_bytes()).ok()).map(|t| {
+            let suffix = push_type.topic_suffix();
+            if suffix.is_empty() { t } else { t.strip_suffix(suffix).unwrap_or(t) }
+        });
+        let by_type = PushType::ALL.map(|t| ForType {
+            topic: bundle.and_then(|b| HeaderValue::from_str(&t.topic(b)).ok()),
+            priority: (!t.takes_priority(priority)).then(|| HeaderValue::from(u16::from(t.default_priority()))),
+        });
         Ok(Headers {
+            by_type,
             topic,
             push_type: HeaderValue::from_static(push_type.as_str()),
             priority: HeaderValue::from(u16::from(priority)),
@@ -217,14 +240,23 @@ impl LineHeaders {
         .next()
     }
 
-    /// Puts the line's own headers into `map` over the run's (apply
-    /// [`Headers::apply`] first).
-    pub fn apply(&self, map: &mut HeaderMap) {
-        if let Some(v) = &self.topic {
-            map.insert(APNS_TOPIC, v.clone());
-        }
+    /// Puts the line's own headers into `map` over the run's `run` (apply
+    /// [`Headers::apply`] first). A line that sets its push type but no topic
+    /// gets the run's bundle id with that type's suffix, and a priority the
+    /// type takes (background: 5 where the run sends 10).
+    pub fn apply(&self, map: &mut HeaderMap, run: &Headers) {
         if let Some(t) = self.push_type {
             map.insert(APNS_PUSH_TYPE, HeaderValue::from_static(t.as_str()));
+            let own = &run.by_type[t.index()];
+            if let (None, Some(topic)) = (&self.topic, &own.topic) {
+                map.insert(APNS_TOPIC, topic.clone());
+            }
+            if let Some(priority) = &own.priority {
+                map.insert(APNS_PRIORITY, priority.clone());
+            }
+        }
+        if let Some(v) = &self.topic {
+            map.insert(APNS_TOPIC, v.clone());
         }
         if let Some(v) = &self.collapse_id {
             map.insert(APNS_COLLAPSE_ID, v.clone());

@@ -118,7 +118,7 @@ fn a_lines_own_headers_replace_the_runs_for_that_request_only() {
     let own = line(Some("com.example.app.voip"), Some("voip"), Some("call-7")).unwrap();
     let mut map = HeaderMap::new();
     run.apply(&mut map);
-    own.apply(&mut map);
+    own.apply(&mut map, &run);
     assert_eq!(map.len(), 5, "replaced, not appended");
     assert_eq!(map[APNS_TOPIC], "com.example.app.voip");
     assert_eq!(map[APNS_PUSH_TYPE], "voip");
@@ -127,10 +127,42 @@ fn a_lines_own_headers_replace_the_runs_for_that_request_only() {
 
     let mut map = HeaderMap::new();
     run.apply(&mut map);
-    line(None, None, Some("only-this")).unwrap().apply(&mut map);
+    line(None, None, Some("only-this")).unwrap().apply(&mut map, &run);
     assert_eq!(map[APNS_TOPIC], "com.example.app");
     assert_eq!(map[APNS_PUSH_TYPE], "alert");
     assert_eq!(map[APNS_COLLAPSE_ID], "only-this");
+}
+
+#[test]
+fn a_line_that_sets_only_its_push_type_gets_that_types_topic_and_a_priority_it_takes() {
+    let sent = |run: &Headers, own: &LineHeaders| {
+        let mut map = HeaderMap::new();
+        run.apply(&mut map);
+        own.apply(&mut map, run);
+        let get = |name| map.get(name).map(|v: &HeaderValue| v.to_str().unwrap().to_owned());
+        (get(APNS_TOPIC), get(APNS_PUSH_TYPE).unwrap(), get(APNS_PRIORITY).unwrap())
+    };
+    let some = |t: &str| Some(t.to_owned());
+    // The run's topic carries its own type's suffix; the line's type replaces it.
+    let voip_run = Headers::new(some("com.example.app.voip"), PushType::Voip, 10, 0, None).unwrap();
+    let alert_run = Headers::new(some("com.example.app"), PushType::Alert, 10, 0, None).unwrap();
+    for run in [&voip_run, &alert_run] {
+        let got = sent(run, &line(None, Some("liveactivity"), None).unwrap());
+        assert_eq!(got, (some("com.example.app.push-type.liveactivity"), "liveactivity".into(), "10".into()));
+        let got = sent(run, &line(None, Some("alert"), None).unwrap());
+        assert_eq!(got, (some("com.example.app"), "alert".into(), "10".into()));
+        let got = sent(run, &line(None, Some("background"), None).unwrap());
+        assert_eq!(got, (some("com.example.app"), "background".into(), "5".into()), "10 is an error for background");
+    }
+    let low = Headers::new(some("com.example.app"), PushType::Alert, 1, 0, None).unwrap();
+    assert_eq!(sent(&low, &line(None, Some("background"), None).unwrap()).2, "1", "background takes 1");
+    let own_topic = line(some("org.other.voip").as_deref(), Some("voip"), None).unwrap();
+    assert_eq!(sent(&alert_run, &own_topic).0, some("org.other.voip"), "a line's own topic wins");
+    let no_topic = Headers::new(None, PushType::Alert, 10, 0, None).unwrap();
+    assert_eq!(sent(&no_topic, &line(None, Some("voip"), None).unwrap()).0, None, "no topic: still none");
+    for (i, t) in PushType::ALL.into_iter().enumerate() {
+        assert_eq!(t.index(), i, "{t:?}");
+    }
 }
 
 #[test]

@@ -46,7 +46,8 @@ fn job(args: &Args) -> Result<H2Job, String> {
 pub(crate) fn run(args: &Args) -> Result<String, String> {
     let job = Arc::new(job(args)?);
     if let (Some(path), Some(token)) = (&args.token_out, &job.token) {
-        write_private(path, token.current().authorization()).map_err(|e| format!("--token-out {}: {e}", path.display()))?;
+        write_private(path, token.current().authorization())
+            .map_err(|e| format!("--token-out {}: {e}", path.display()))?;
         return Ok(format!("{{\"token_out\":{:?}}}", path.display().to_string()));
     }
     let body = Bytes::from(match &args.payload {
