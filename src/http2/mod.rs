@@ -6,6 +6,7 @@
 //! | [`jwt`] | the provider token (ES256 JWT) every connection shares |
 //! | [`request`] | the run's shared headers, the path and `apns-id` of each request |
 //! | [`answer`] | Apple's statuses and reasons, and what each means for a notification |
+//! | [`goaway`] | the reason in a GOAWAY's debug data |
 //! | [`state`] | the sans-I/O state of one connection thread: what to send, what an answer settles |
 //! | [`config`] | the transport's settings ([`config::Http2Config`]) |
 //! | `link` | what every connection of a run shares, and the request it fills in per notification |
@@ -15,6 +16,7 @@
 
 pub mod answer;
 pub mod config;
+pub mod goaway;
 pub(crate) mod conn;
 mod connect;
 pub mod jwt;
