@@ -16,9 +16,9 @@
 
 pub mod answer;
 pub mod config;
-pub mod goaway;
 pub(crate) mod conn;
 mod connect;
+pub mod goaway;
 pub mod jwt;
 pub mod key;
 pub(crate) mod link;
