@@ -54,6 +54,9 @@ pub struct ShardReport {
     /// finished first.
     #[serde(default)]
     pub connect_ahead_wasted: u64,
+    /// HTTP/2: connections the gateway closed with GOAWAY.
+    #[serde(default)]
+    pub goaways: u64,
     /// Why the shard stopped early, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

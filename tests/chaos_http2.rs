@@ -1,12 +1,15 @@
 //! Chaos over HTTP/2: seeded random runs against the HTTP/2 mock, whose
-//! every connection draws its own faults (a GOAWAY or a TCP drop after some
-//! requests, answers held back), with bad and unregistered tokens, passing
-//! 429/500/503 answers, a drawn stream cap on the sender's side and, on some
-//! seeds, a gateway that allows few streams or one stream until a token is
-//! proven. Each run checks the mock's ledger against the report, token by
-//! token: every valid token delivered (or listed unconfirmed, with its
-//! reason), no invalid one, every rejection counted as the mock counted it,
-//! no duplicate the report does not declare, nothing unaccounted for.
+//! every connection draws its own faults (most end after some requests by a
+//! graceful GOAWAY, a GOAWAY with Apple's `Shutdown` reason or a TCP drop;
+//! some hold their answers), with bad and unregistered tokens, passing
+//! 429/500/503 answers, a drawn stream cap on the sender's side, a gateway
+//! that allows one stream until a token is proven (refusing the others, as
+//! Apple's start is emulated) and, on some seeds, few streams. Each run
+//! checks that every kind of fault met several connections, and the mock's
+//! ledger against the report, token by token: every valid token delivered
+//! (or listed unconfirmed, with its reason), no invalid one, every
+//! rejection counted as the mock counted it, no duplicate the report does
+//! not declare, nothing unaccounted for.
 //!
 //! The default test runs a CI-sized list. The full size runs by hand:
 //! `CHAOS_TOKENS=1000000 CHAOS_SEEDS=11,12,13 cargo test --release --test chaos_http2 -- --ignored --nocapture`.
@@ -31,6 +34,10 @@ use common::*;
 use mock_gateway::config::Http2Config as MockHttp2;
 use mock_gateway::{Config, H2Chaos, Http2Gateway};
 
+/// The kinds of fault the mock counts per connection (see
+/// `Stats::fault_connections`).
+const FAULT_KINDS: [&str; 8] = ["429", "500", "503", "goaway", "goaway-shutdown", "drop", "refused", "delay"];
+
 /// What one seed draws.
 #[derive(Debug)]
 struct Draw {
@@ -39,7 +46,6 @@ struct Draw {
     streams: usize,
     /// The mock's SETTINGS_MAX_CONCURRENT_STREAMS.
     max_streams: u32,
-    one_stream_start: bool,
     bad_rate: f64,
     gone_rate: f64,
     rates: [f64; 3],
@@ -50,24 +56,29 @@ impl Draw {
     fn new(seed: u64, max_delay: Duration) -> Draw {
         let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
         let shards = 1 + (unit(&mut x) * 8.0) as usize;
-        // Log-uniform, so that a handful of streams is as likely as hundreds.
-        let streams = (1000f64.powf(unit(&mut x)).round() as usize).clamp(1, 1000);
+        // Log-uniform, so that a handful of streams is as likely as
+        // hundreds; at least two, or no stream would ever be refused.
+        let streams = ((2.0 * 500f64.powf(unit(&mut x))).round() as usize).clamp(2, 1000);
         let bad_rate = 0.001 + 0.009 * unit(&mut x);
         let gone_rate = 0.001 + 0.009 * unit(&mut x);
-        let rates = [0.003 * unit(&mut x), 0.003 * unit(&mut x), 0.003 * unit(&mut x)];
-        let one_stream_start = unit(&mut x) < 0.5;
-        let max_streams = if unit(&mut x) < 0.3 { 1 + (unit(&mut x) * 16.0) as u32 } else { 1000 };
+        let mut rate = || 0.001 + 0.003 * unit(&mut x);
+        let rates = [rate(), rate(), rate()];
+        let max_streams = if unit(&mut x) < 0.3 { 2 + (unit(&mut x) * 15.0) as u32 } else { 1000 };
         // Held answers make a connection with few streams crawl: scale the
         // longest hold with the streams it can have open, so a run's length
         // stays about its size.
         let open = streams.min(max_streams as usize) as f64;
+        // Nearly every connection ends in a fault after a few dozen to a
+        // few hundred requests (a shard keeps a connection without one to
+        // the end), so that every kind meets many connections.
         let chaos = H2Chaos {
-            fault_rate: 0.2 + 0.3 * unit(&mut x),
-            mean_after: 50 + (unit(&mut x) * 950.0) as u64,
+            fault_rate: 0.95 + 0.05 * unit(&mut x),
+            mean_after: 20 + (unit(&mut x) * 130.0) as u64,
+            delay_rate: 0.2,
             max_delay: max_delay.mul_f64((open / 100.0).min(1.0)),
             ..H2Chaos::new(seed)
         };
-        Draw { shards, streams, max_streams, one_stream_start, bad_rate, gone_rate, rates, chaos }
+        Draw { shards, streams, max_streams, bad_rate, gone_rate, rates, chaos }
     }
 }
 
@@ -105,7 +116,7 @@ fn chaos_run(seed: u64, n: usize, max_delay: Duration) {
         rate_500: d.rates[1],
         rate_503: d.rates[2],
         max_streams: d.max_streams,
-        one_stream_start: d.one_stream_start,
+        one_stream_start: true,
         chaos: Some(d.chaos.clone()),
         ..MockHttp2::default()
     };
@@ -119,13 +130,12 @@ fn chaos_run(seed: u64, n: usize, max_delay: Duration) {
     let deliveries = gw.deliveries();
     let stats = gw.stop();
     println!(
-        "seed {seed}: {n} tokens, {} shards, streams {} (mock {}{}), bad {:.2}%, gone {:.2}%, 429/500/503 {:.2}/{:.2}/{:.2}%, \
+        "seed {seed}: {n} tokens, {} shards, streams {} (mock {}), bad {:.2}%, gone {:.2}%, 429/500/503 {:.2}/{:.2}/{:.2}%, \
          faults {:.0}% after ~{}, hold <= {:?}: accepted {}, rejected {}, unconfirmed {}, possibly duplicated {} \
          (mock duplicates {}), resent {}, reconnects {}; mock: {} goaways, {} dropped, {} refused; {:.1}s",
         d.shards,
         d.streams,
         d.max_streams,
-        if d.one_stream_start { ", one stream first" } else { "" },
         d.bad_rate * 100.0,
         d.gone_rate * 100.0,
         d.rates[0] * 100.0,
@@ -146,6 +156,16 @@ fn chaos_run(seed: u64, n: usize, max_delay: Duration) {
         stats.streams_refused,
         elapsed.as_secs_f64(),
     );
+    println!(
+        "seed {seed}: {} connections; connections per fault kind: {:?}",
+        stats.connections, stats.fault_connections
+    );
+
+    // The faults this test is about were met, each on several connections.
+    for kind in FAULT_KINDS {
+        let met = stats.connections_with(kind);
+        assert!(met >= 3, "seed {seed}: {kind} met {met} connections: {:?}", stats.fault_connections);
+    }
 
     assert_eq!(report.unaccounted(), 0, "unaccounted tokens: {report:#?}");
     assert_eq!(report.tokens_read, n as u64);

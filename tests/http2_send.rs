@@ -115,6 +115,24 @@ fn a_goaway_resends_the_streams_it_never_processed_without_duplicates() {
 }
 
 #[test]
+fn a_goaway_with_apples_shutdown_reason_is_counted_by_the_shard() {
+    let mock = MockHttp2 { goaway_after: Some(300), goaway_shutdown: true, ..MockHttp2::default() };
+    let gw = h2_gateway(Config { http2: mock, ..Config::default() });
+    let toks = tokens(1_000, 7);
+    let (report, _) = blast(h2_config(&gw, 1), &list(&toks));
+    let stats = gw.stop();
+    assert_agrees(&report, &stats, toks.len());
+    assert_eq!((report.accepted, stats.duplicates), (1_000, 0), "{report:#?}");
+    // The gateway check's connection ends before its GOAWAY.
+    let goaways: u64 = report.per_shard.iter().map(|s| s.goaways).sum();
+    assert_eq!(
+        (goaways, stats.goaways, stats.connections_with("goaway-shutdown")),
+        (3, 3, 3),
+        "{report:#?}\n{stats:#?}"
+    );
+}
+
+#[test]
 fn a_dropped_connection_resends_what_was_open_and_declares_it() {
     let mock = MockHttp2 { drop_after: Some(300), ..MockHttp2::default() };
     let gw = h2_gateway(Config { http2: mock, ..Config::default() });

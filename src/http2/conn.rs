@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 
 use super::answer::parse_body;
 use super::connect::connect;
+use super::goaway::reason_in;
 use super::link::{Authorization, H2Link};
 use super::state::{Answer, Followup, H2State, StreamBudget};
 use crate::backoff::Backoff;
@@ -107,8 +108,8 @@ async fn shard(
                 let ping = connection.ping_pong();
                 let task = tokio::spawn(async move {
                     if let Err(e) = connection.await {
-                        // A GOAWAY's reason (Apple's JSON) is only in the text.
-                        log::info!("HTTP/2 connection ended: {e}");
+                        // A GOAWAY is logged by the driver, which meets it too.
+                        log::debug!("HTTP/2 connection ended: {e}");
                     }
                 });
                 let end = drive(state, link, inbox, bell, events, sender, ping).await;
@@ -163,7 +164,8 @@ async fn drive(
     let mut budget = StreamBudget::default();
     // Sending here is over: the gateway is shutting down or the connection broke.
     let mut closing: Option<String> = None;
-    loop {
+    let mut goaway = false;
+    let end = loop {
         inbox.pull(state);
         link.authorization(&mut auth);
         let limit = budget.limit(sender.current_max_send_streams().min(link.streams));
@@ -172,6 +174,7 @@ async fn drive(
             match poll_fn(|cx| sender.poll_ready(cx)).now_or_never() {
                 Some(Ok(())) => {}
                 Some(Err(e)) => {
+                    on_goaway(state, &e, &mut goaway);
                     closing = Some(e.to_string());
                     break;
                 }
@@ -192,6 +195,7 @@ async fn drive(
                     sent += 1;
                 }
                 Err(e) => {
+                    on_goaway(state, &e, &mut goaway);
                     state.on_answer(ticket, classify(&e), now);
                     closing = Some(e.to_string());
                 }
@@ -201,10 +205,10 @@ async fn drive(
         let ready = state.ready(now);
         if answers.is_empty() {
             if let Some(why) = closing {
-                return if sent == 0 { Fruitless::ClosedAtOnce } else { Fruitless::Answered(why) };
+                break if sent == 0 { Fruitless::ClosedAtOnce } else { Fruitless::Answered(why) };
             }
             if !state.has_work() {
-                return Fruitless::Closed;
+                break Fruitless::Closed;
             }
             if !ready {
                 // Nothing to send and nothing awaited: no silence to time.
@@ -225,7 +229,7 @@ async fn drive(
                 state.report().shard,
                 link.response_timeout
             );
-            return Fruitless::Closed;
+            break Fruitless::Closed;
         }
         if answers.is_empty()
             && heard.elapsed() >= KEEPALIVE
@@ -235,7 +239,7 @@ async fn drive(
                 Ok(Ok(_)) => heard = Instant::now(),
                 _ => {
                     log::info!("shard {}: the gateway did not answer a PING; reconnecting", state.report().shard);
-                    return Fruitless::Closed;
+                    break Fruitless::Closed;
                 }
             }
         }
@@ -277,7 +281,29 @@ async fn drive(
             _ = tokio::time::sleep(due.unwrap_or(TICK).min(TICK)) => {}
         }
         inbox.bell.stop_listening();
+    };
+    // A GOAWAY that only cut off streams (or came after a 503 Shutdown)
+    // shows here.
+    if !goaway && let Some(Err(e)) = poll_fn(|cx| sender.poll_ready(cx)).now_or_never() {
+        on_goaway(state, &e, &mut goaway);
     }
+    end
+}
+
+/// Counts and logs the GOAWAY that `e` reports, once per connection
+/// (`seen`), with the reason in its debug data.
+fn on_goaway(state: &mut H2State, e: &h2::Error, seen: &mut bool) {
+    if !e.is_go_away() || !e.is_remote() || std::mem::replace(seen, true) {
+        return;
+    }
+    let reason = reason_in(&e.to_string());
+    let why = match (&reason, e.reason()) {
+        (Some(r), _) => r.to_string(),
+        (None, Some(code)) => format!("no reason given ({code:?})"),
+        (None, None) => "no reason given".to_owned(),
+    };
+    log::info!("shard {}: the gateway closed the connection (GOAWAY): {why}", state.report().shard);
+    state.on_goaway(reason.as_ref());
 }
 
 /// Waits for the answer to one request.

@@ -7,6 +7,7 @@
 //! | [`push_type`] | `apns-push-type` and Apple's rules for each type: topic suffix, priority, payload, authentication |
 //! | [`request`] | the run's shared headers, the path and `apns-id` of each request |
 //! | [`answer`] | Apple's statuses and reasons, and what each means for a notification |
+//! | [`goaway`] | the reason in a GOAWAY's debug data |
 //! | [`state`] | the sans-I/O state of one connection thread: what to send, what an answer settles |
 //! | [`config`] | the transport's settings ([`config::Http2Config`]) |
 //! | `link` | what every connection of a run shares, and the request it fills in per notification |
@@ -18,6 +19,7 @@ pub mod answer;
 pub mod config;
 pub(crate) mod conn;
 mod connect;
+pub mod goaway;
 pub mod jwt;
 pub mod key;
 pub(crate) mod link;

@@ -75,6 +75,13 @@ impl H2State {
         self.check_conservation();
     }
 
+    /// The gateway closed the connection with GOAWAY, giving `reason` in
+    /// its debug data (Apple's `Shutdown`, …) or none: counted. What was in
+    /// flight is settled by its answers and [`H2State::on_connection_lost`].
+    pub fn on_goaway(&mut self, _reason: Option<&ApnsReason>) {
+        self.report.goaways += 1;
+    }
+
     /// Gives up on everything not settled (the run was cancelled or the
     /// thread cannot connect): what may have reached the gateway (in doubt,
     /// or still in flight) is unconfirmed, the rest unsent.

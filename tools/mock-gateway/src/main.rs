@@ -127,6 +127,9 @@ struct Args {
     /// HTTP/2: graceful GOAWAY after N requests per connection.
     #[arg(long, value_name = "N")]
     goaway_after: Option<u64>,
+    /// HTTP/2: that GOAWAY carries Apple's {"reason":"Shutdown"} in its debug data.
+    #[arg(long, requires = "goaway_after")]
+    goaway_shutdown: bool,
     /// HTTP/2: TCP close (no GOAWAY) when a request arrives after N were answered.
     #[arg(long, value_name = "N")]
     drop_after: Option<u64>,
@@ -185,6 +188,7 @@ fn run(args: Args) -> Result<(), String> {
             rate_500: args.rate_500,
             rate_503: args.rate_503,
             goaway_after: args.goaway_after,
+            goaway_shutdown: args.goaway_shutdown,
             drop_after: args.drop_after,
             delay: Duration::from_millis(args.delay_ms),
             chaos: args.h2_chaos.map(H2Chaos::new),

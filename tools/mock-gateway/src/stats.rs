@@ -76,6 +76,12 @@ pub struct Stats {
     /// HTTP/2: connections ended by a GOAWAY on purpose (`goaway_after`, chaos).
     #[serde(default)]
     pub goaways: u64,
+    /// HTTP/2: connections that met each kind of fault at least once, by
+    /// kind: `429`, `500`, `503` (seeded answers), `goaway`, `goaway-shutdown`
+    /// (a GOAWAY with Apple's `{"reason":"Shutdown"}`), `drop`, `refused`,
+    /// `delay` (answers held).
+    #[serde(default)]
+    pub fault_connections: BTreeMap<String, u64>,
     /// HTTP/2: the most requests one connection had received and not yet answered.
     #[serde(default)]
     pub max_concurrent_streams_seen: u64,
@@ -97,6 +103,12 @@ impl Stats {
     /// Number of notifications rejected with `status`.
     pub fn rejected_with(&self, status: u8) -> u64 {
         self.rejected.get(&status).copied().unwrap_or(0)
+    }
+
+    /// Number of HTTP/2 connections that met fault `kind` (see
+    /// [`Stats::fault_connections`]).
+    pub fn connections_with(&self, kind: &str) -> u64 {
+        self.fault_connections.get(kind).copied().unwrap_or(0)
     }
 
     /// Number of HTTP/2 requests rejected with `reason` (Apple's string).

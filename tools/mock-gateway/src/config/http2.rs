@@ -49,10 +49,14 @@ pub struct Http2Config {
     pub rate_500: f64,
     /// Fraction of requests answered 503 ServiceUnavailable.
     pub rate_503: f64,
-    /// After N requests on a connection, a graceful GOAWAY whose last-stream-id
-    /// is the Nth request's stream: those N are answered, later ones are not
-    /// processed (the client may resend them), then the connection closes.
+    /// After N requests on a connection (streams opened, refused ones
+    /// included), a graceful GOAWAY whose last-stream-id is the Nth
+    /// request's stream: those N are answered (or refused), later ones are
+    /// not processed (the client may resend them), then the connection closes.
     pub goaway_after: Option<u64>,
+    /// The GOAWAY of `goaway_after` carries Apple's `{"reason":"Shutdown"}`
+    /// in its debug data, as when one of Apple's servers shuts down.
+    pub goaway_shutdown: bool,
     /// After N requests on a connection have been answered, close the TCP
     /// connection when the next one arrives, without GOAWAY: requests open
     /// then are counted received and dropped (in doubt for the sender).
@@ -82,6 +86,7 @@ impl Default for Http2Config {
             rate_500: 0.0,
             rate_503: 0.0,
             goaway_after: None,
+            goaway_shutdown: false,
             drop_after: None,
             delay: Duration::ZERO,
             chaos: None,
@@ -136,39 +141,71 @@ fn unit(x: u64) -> f64 {
 pub struct H2Chaos {
     /// Seed of every draw.
     pub seed: u64,
-    /// Probability that a connection ends by GOAWAY or by a TCP drop.
+    /// Probability that a connection ends by a graceful GOAWAY, a GOAWAY
+    /// with Apple's `Shutdown` reason, or a TCP drop (a third each).
     pub fault_rate: f64,
     /// The fault fires after 1 to 2 × `mean_after` requests.
     pub mean_after: u64,
-    /// One connection in ten holds each answer for 0 to this long.
+    /// Probability that a connection holds each of its answers, for 0 to
+    /// `max_delay`.
+    pub delay_rate: f64,
+    /// The longest hold.
     pub max_delay: Duration,
+    /// With `one_stream_start`, a connection that holds its answers holds
+    /// its first one at least this long, as Apple takes time to check a new
+    /// provider token: a sender that opens more streams meanwhile has them
+    /// refused.
+    pub slow_start: Duration,
+}
+
+/// How one connection ends and holds its answers, as drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Drawn {
+    /// A GOAWAY after this many requests, with the `Shutdown` reason when true.
+    pub goaway_after: Option<(u64, bool)>,
+    /// A TCP drop after this many answers.
+    pub drop_after: Option<u64>,
+    /// Each answer held this long.
+    pub delay: Duration,
+    /// The first answer held at least this long (see [`H2Chaos::slow_start`]).
+    pub first_delay: Duration,
 }
 
 impl H2Chaos {
     /// The settings `--h2-chaos SEED` uses: a fault on a third of the
-    /// connections after about 200 requests, some answers held up to 50 ms.
+    /// connections after about 200 requests, answers held up to 50 ms on
+    /// one connection in ten (the first one 100 ms).
     pub fn new(seed: u64) -> Self {
-        H2Chaos { seed, fault_rate: 0.3, mean_after: 200, max_delay: Duration::from_millis(50) }
+        H2Chaos {
+            seed,
+            fault_rate: 0.3,
+            mean_after: 200,
+            delay_rate: 0.1,
+            max_delay: Duration::from_millis(50),
+            slow_start: Duration::from_millis(100),
+        }
     }
 
-    /// The draw for connection number `n` (0-based over the gateway's life):
-    /// `(goaway_after, drop_after, delay)`.
-    pub(crate) fn draw(&self, n: u64) -> (Option<u64>, Option<u64>, Duration) {
+    /// The draw for connection number `n` (0-based over the gateway's life).
+    pub(crate) fn draw(&self, n: u64) -> Drawn {
         let mut state = splitmix64(self.seed ^ n.wrapping_mul(0xA076_1D64_78BD_642F));
         let mut next = || {
             state = splitmix64(state);
             unit(state)
         };
         let faulty = next() < self.fault_rate;
-        let goaway = next() < 0.5;
+        let kind = next();
         let after = 1 + (next() * (2 * self.mean_after.max(1)) as f64) as u64;
-        let delayed = next() < 0.1;
+        let delayed = next() < self.delay_rate;
         let delay = if delayed { self.max_delay.mul_f64(next()) } else { Duration::ZERO };
-        match (faulty, goaway) {
-            (false, _) => (None, None, delay),
-            (true, true) => (Some(after), None, delay),
-            (true, false) => (None, Some(after), delay),
-        }
+        let first_delay = if delayed { self.slow_start } else { Duration::ZERO };
+        let (goaway_after, drop_after) = match (faulty, kind) {
+            (false, _) => (None, None),
+            (true, k) if k < 1.0 / 3.0 => (Some((after, false)), None),
+            (true, k) if k < 2.0 / 3.0 => (Some((after, true)), None),
+            (true, _) => (None, Some(after)),
+        };
+        Drawn { goaway_after, drop_after, delay, first_delay }
     }
 }
 
@@ -202,7 +239,22 @@ mod tests {
     fn chaos_draws_replay() {
         let ch = H2Chaos { fault_rate: 1.0, ..H2Chaos::new(9) };
         assert_eq!(ch.draw(4), ch.draw(4));
-        let (g, d, _) = ch.draw(4);
-        assert!(g.is_some() != d.is_some());
+        let d = ch.draw(4);
+        assert!(d.goaway_after.is_some() != d.drop_after.is_some());
+    }
+
+    #[test]
+    fn chaos_draws_every_kind_at_its_rates() {
+        let ch = H2Chaos { fault_rate: 0.6, delay_rate: 0.5, ..H2Chaos::new(3) };
+        let draws: Vec<Drawn> = (0..3000).map(|n| ch.draw(n)).collect();
+        let count = |f: &dyn Fn(&Drawn) -> bool| draws.iter().filter(|d| f(d)).count();
+        for n in [
+            count(&|d| matches!(d.goaway_after, Some((_, false)))),
+            count(&|d| matches!(d.goaway_after, Some((_, true)))),
+            count(&|d| d.drop_after.is_some()),
+        ] {
+            assert!((500..700).contains(&n), "a fifth of the connections each: {n}");
+        }
+        assert!((1350..1650).contains(&count(&|d| !d.delay.is_zero())), "half held");
     }
 }

@@ -20,7 +20,7 @@ use tokio::sync::Notify;
 use tokio_openssl::SslStream;
 
 use super::auth::ConnToken;
-use super::faults::{self, Plan};
+use super::faults::{self, Fault, Met, Plan};
 use super::gate::Gate;
 use super::reason::Reason;
 use super::{AcceptedRequest, State, request};
@@ -45,10 +45,14 @@ struct Conn {
     done: AtomicU64,
     /// Answers handed to h2 whole (their last frame queued).
     handed: AtomicU64,
+    /// One stream at a time until `raised` (`one_stream_start`).
+    one_stream_start: bool,
     /// A request with a valid token has been answered (`one_stream_start`).
     raised: AtomicBool,
     /// Signalled whenever `done` grows.
     notify: Notify,
+    /// The kinds of fault met so far.
+    met: Met,
 }
 
 type Stream = (Request<RecvStream>, SendResponse<Bytes>);
@@ -65,7 +69,7 @@ pub(crate) async fn serve(state: Arc<State>, tls: SslStream<TcpStream>, bundle_i
         .max_concurrent_streams(h.max_streams)
         .initial_window_size(h.stream_window)
         .initial_connection_window_size(h.connection_window)
-        .handshake::<_, Bytes>(Gate::new(tls, plan.goaway_after, ends.clone()))
+        .handshake::<_, Bytes>(Gate::new(tls, plan.goaway_after, ends.clone(), plan.goaway_shutdown))
         .await;
     let mut h2 = match handshake {
         Ok(c) => c,
@@ -80,10 +84,13 @@ pub(crate) async fn serve(state: Arc<State>, tls: SslStream<TcpStream>, bundle_i
         in_flight: AtomicU64::new(0),
         done: AtomicU64::new(0),
         handed: AtomicU64::new(0),
+        one_stream_start,
         raised: AtomicBool::new(false),
         notify: Notify::new(),
+        met: Met::default(),
     });
-    let mut received = 0u64;
+    // Streams opened, and those of them taken on (not refused).
+    let (mut opened, mut received) = (0u64, 0u64);
     // Requests after `drop_after`: kept open (never answered) until the drop.
     let mut held: Vec<Stream> = Vec::new();
     loop {
@@ -119,6 +126,7 @@ pub(crate) async fn serve(state: Arc<State>, tls: SslStream<TcpStream>, bundle_i
             .await;
             let dropped = held.len() as u64;
             state.update(|t| t.stats.requests_dropped += dropped);
+            meet(&conn, Fault::Drop);
             drop((h2, held));
             if let Some(raw) = raw {
                 hang_up(&state, raw).await;
@@ -137,22 +145,26 @@ pub(crate) async fn serve(state: Arc<State>, tls: SslStream<TcpStream>, bundle_i
             }
             Some(Ok(stream)) => stream,
         };
-        if one_stream_start && !conn.raised.load(Ordering::SeqCst) && conn.in_flight.load(Ordering::SeqCst) >= 1 {
+        // As the gate counts: every stream opened, refused ones too.
+        opened += 1;
+        if conn.one_stream_start && !conn.raised.load(Ordering::SeqCst) && conn.in_flight.load(Ordering::SeqCst) >= 1 {
             respond.send_reset(H2Reason::REFUSED_STREAM);
             state.update(|t| t.stats.streams_refused += 1);
-            continue;
+            meet(&conn, Fault::Refused);
+        } else {
+            received += 1;
+            if plan.drop_after.is_some_and(|n| received > n) {
+                take_on(&conn, &held, false);
+                held.push((req, respond));
+            } else {
+                take_on(&conn, &held, true);
+                tokio::spawn(answer(Arc::clone(&conn), req, respond));
+            }
         }
-        received += 1;
-        if plan.drop_after.is_some_and(|n| received > n) {
-            take_on(&conn, &held, false);
-            held.push((req, respond));
-            continue;
-        }
-        take_on(&conn, &held, true);
-        tokio::spawn(answer(Arc::clone(&conn), req, respond));
-        if plan.goaway_after == Some(received) {
+        if plan.goaway_after == Some(opened) {
             h2.graceful_shutdown();
             state.update(|t| t.stats.goaways += 1);
+            meet(&conn, if plan.goaway_shutdown { Fault::GoawayShutdown } else { Fault::Goaway });
         }
     }
 }
@@ -180,6 +192,13 @@ async fn hang_up(state: &State, mut raw: TcpStream) {
     };
     let _ = tokio::time::timeout(state.config.drain_timeout, drain).await;
     state.update(|t| t.stats.discarded_bytes += discarded);
+}
+
+/// Count the connection among those that met `fault`, the first time.
+fn meet(conn: &Conn, fault: Fault) {
+    if conn.met.first(fault) {
+        conn.state.update(|t| *t.stats.fault_connections.entry(fault.name().to_owned()).or_default() += 1);
+    }
 }
 
 /// Count a request received (and in flight when it will be answered).
@@ -219,8 +238,14 @@ async fn answer(conn: Arc<Conn>, req: Request<RecvStream>, mut respond: SendResp
     {
         lock(&state.requests).insert(token, AcceptedRequest::new(&parts.headers, &body));
     }
-    if !conn.plan.delay.is_zero() {
-        tokio::time::sleep(conn.plan.delay).await;
+    let starting = conn.one_stream_start && !conn.raised.load(Ordering::SeqCst);
+    let hold = if starting { conn.plan.delay.max(conn.plan.first_delay) } else { conn.plan.delay };
+    if !hold.is_zero() {
+        meet(&conn, Fault::Delay);
+        tokio::time::sleep(hold).await;
+    }
+    if let Some(fault) = verdict.err().and_then(Fault::of) {
+        meet(&conn, fault);
     }
     state.update(|t| {
         if found.new_token {

@@ -18,14 +18,23 @@
 //! end a stream (HEADERS or DATA with END_STREAM): answers that have left
 //! h2 for the socket, which a drop waits for so that it loses only the
 //! requests still open.
+//!
+//! With `goaway_shutdown` it adds Apple's `{"reason":"Shutdown"}` to every
+//! GOAWAY h2 writes (`shutdown`). Its output is then buffered: what it
+//! watches (the final GOAWAY, the frames that end a stream) is what has
+//! reached the socket.
+
+mod shutdown;
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll, Waker, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use shutdown::Rewriter;
 
 const PREFACE_LEN: usize = 24;
 const FRAME_HEADER: usize = 9;
@@ -61,12 +70,22 @@ pub(crate) struct Gate<S> {
     out_skip: usize,
     /// Counts the frames written that end a stream, when set.
     ends: Option<Arc<AtomicU64>>,
+    /// Adds Apple's reason to GOAWAY frames, when set.
+    shutdown: Option<Rewriter>,
+    /// Rewritten output not yet taken by the socket.
+    out: Vec<u8>,
+}
+
+/// The payload length in a frame header.
+fn frame_len(h: &[u8]) -> usize {
+    (usize::from(h[0]) << 16) | (usize::from(h[1]) << 8) | usize::from(h[2])
 }
 
 impl<S> Gate<S> {
     /// Wrap `inner`; `limit` is `goaway_after`; `ends`, when given, counts
-    /// the frames written that end a stream.
-    pub(crate) fn new(inner: S, limit: Option<u64>, ends: Option<Arc<AtomicU64>>) -> Self {
+    /// the frames written that end a stream; `shutdown` adds Apple's reason
+    /// to GOAWAY frames.
+    pub(crate) fn new(inner: S, limit: Option<u64>, ends: Option<Arc<AtomicU64>>, shutdown: bool) -> Self {
         Gate {
             inner,
             limit,
@@ -83,6 +102,8 @@ impl<S> Gate<S> {
             out_head: Vec::with_capacity(FRAME_HEADER + 4),
             out_skip: 0,
             ends,
+            shutdown: shutdown.then(Rewriter::default),
+            out: Vec::new(),
         }
     }
 
@@ -228,9 +249,40 @@ impl<S: AsyncRead + Unpin> AsyncRead for Gate<S> {
     }
 }
 
+impl<S: AsyncWrite + Unpin> Gate<S> {
+    /// Hands the rewritten output to the socket, watching what it takes.
+    fn drain(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        while !self.out.is_empty() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.out))?;
+            if n == 0 {
+                return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+            }
+            let written: Vec<u8> = self.out.drain(..n).collect();
+            if self.watching() {
+                self.watch(&written);
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
 impl<S: AsyncWrite + Unpin> AsyncWrite for Gate<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
         let me = &mut *self;
+        if let Some(rewriter) = &mut me.shutdown {
+            // Take `data` only once the last of it has gone, so the buffer
+            // stays about one write of h2's.
+            if me.out.is_empty() {
+                rewriter.copy(data, &mut me.out);
+                // Whatever the socket leaves goes with the next write or flush.
+                if let Poll::Ready(Err(e)) = me.drain(cx) {
+                    return Poll::Ready(Err(e));
+                }
+                return Poll::Ready(Ok(data.len()));
+            }
+            ready!(me.drain(cx))?;
+            return Pin::new(me).poll_write(cx, data);
+        }
         let r = Pin::new(&mut me.inner).poll_write(cx, data);
         if let Poll::Ready(Ok(n)) = r
             && me.watching()
@@ -241,10 +293,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Gate<S> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.drain(cx))?;
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        ready!(self.drain(cx))?;
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
@@ -253,7 +307,7 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Gate<S> {
 mod tests {
     use super::*;
 
-    fn frame(kind: u8, id: u32, payload: &[u8]) -> Vec<u8> {
+    pub(super) fn frame(kind: u8, id: u32, payload: &[u8]) -> Vec<u8> {
         let mut v = (payload.len() as u32).to_be_bytes()[1..].to_vec();
         v.extend([kind, 0]);
         v.extend(id.to_be_bytes());
@@ -263,7 +317,7 @@ mod tests {
 
     #[test]
     fn holds_after_the_limit_but_lets_pings_through() {
-        let mut g = Gate::new((), Some(1), None);
+        let mut g = Gate::new((), Some(1), None, false);
         let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
         let first = [frame(4, 0, &[]), frame(HEADERS, 1, b"h1"), frame(0, 1, b"d1")].concat();
         let held = [frame(HEADERS, 3, b"h3"), frame(0, 1, b"late")].concat();
@@ -288,7 +342,7 @@ mod tests {
     #[test]
     fn counts_the_frames_that_end_a_stream_across_writes() {
         let ends = Arc::new(AtomicU64::new(0));
-        let mut g = Gate::new((), None, Some(Arc::clone(&ends)));
+        let mut g = Gate::new((), None, Some(Arc::clone(&ends)), false);
         let ok = frame(HEADERS, 1, b"head");
         let mut ok_end = ok.clone();
         ok_end[4] = END_STREAM;
