@@ -33,7 +33,7 @@ pub const BINARY_ONLY: [(&str, &str); 9] = [
 ];
 
 /// Flags that only the HTTP/2 transport takes.
-pub const HTTP2_ONLY: [(&str, &str); 7] = [
+pub const HTTP2_ONLY: [(&str, &str); 8] = [
     ("auth_key", "--auth-key"),
     ("key_id", "--key-id"),
     ("team_id", "--team-id"),
@@ -41,6 +41,7 @@ pub const HTTP2_ONLY: [(&str, &str); 7] = [
     ("push_type", "--push-type"),
     ("collapse_id", "--collapse-id"),
     ("streams", "--streams"),
+    ("allow_invalid_majority", "--allow-invalid-majority"),
 ];
 
 /// `--api`.
@@ -116,6 +117,12 @@ pub struct Http2Args {
     /// Streams in flight per connection at most (the gateway's own limit applies below it)
     #[arg(long, value_name = "N", default_value_t = Http2Config::default().streams)]
     pub streams: usize,
+    /// Send on when most of the first answers are BadDeviceToken (a list
+    /// known to be stale). Without it the run stops there: such a list is
+    /// most likely the other environment's (--sandbox), and none of its
+    /// tokens is marked invalid
+    #[arg(long)]
+    pub allow_invalid_majority: bool,
 }
 
 impl Http2Args {
@@ -177,6 +184,7 @@ impl Http2Args {
             priority,
             collapse_id: self.collapse_id.clone(),
             streams: self.streams,
+            environment_guard: !self.allow_invalid_majority,
             ..Http2Config::default()
         })
     }
@@ -233,6 +241,7 @@ mod tests {
             push_type: PushTypeArg::Alert,
             collapse_id: None,
             streams: 10,
+            allow_invalid_majority: false,
         }
     }
 

@@ -20,12 +20,15 @@ use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use h2::client::ResponseFuture;
 use tokio::sync::Notify;
 
-use super::answer::parse_body;
+use super::answer::{ApnsReason, parse_body};
 use super::connect::connect;
+use super::jwt::RenewError;
 use super::link::{Authorization, H2Link};
 use super::state::{Answer, Followup, H2State, StreamBudget};
+use super::stop::StopCause;
 use crate::backoff::Backoff;
 use crate::binary::shard::{Item, Outcome};
+use crate::brakes::Brakes;
 use crate::handoff::{Event, Inbox, Settles, Wake, flush_outcomes, give_up};
 use crate::report::{Reason, ShardReport};
 use crate::session::{Fruitless, Next, Session};
@@ -49,6 +52,15 @@ impl Wake for Doorbell {
     }
 }
 
+/// What a shard's driver works with besides its state.
+struct Shard<'a> {
+    link: &'a H2Link,
+    inbox: &'a Inbox<'a, Item>,
+    bell: &'a Notify,
+    events: &'a Sender<Event>,
+    brakes: &'a Brakes,
+}
+
 /// Runs one shard to the end: all its input settled, or given up.
 pub(crate) fn run_shard(
     mut state: H2State,
@@ -57,32 +69,40 @@ pub(crate) fn run_shard(
     bell: Arc<Notify>,
     events: Sender<Event>,
     alive: &AtomicBool,
+    brakes: &Brakes,
 ) {
     let started = Instant::now();
+    let shard = Shard { link, inbox: &inbox, bell: &bell, events: &events, brakes };
     match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime.block_on(shard(&mut state, link, &inbox, &bell, &events, alive)),
+        Ok(runtime) => runtime.block_on(run(&mut state, &shard, alive)),
         Err(e) => give_up(&mut state, format!("gave up: cannot start an event loop: {e}"), alive),
     }
     if state.is_cancelled() && state.report().error.is_none() {
         // Batches still in the channel are settled by the run once the
         // splitter has stopped, so none can slip in after a last look here.
-        state.abandon(Reason::Interrupted);
+        state.abandon(brakes.unsent_reason());
     }
-    flush_outcomes(&mut state, &events);
+    flush(&mut state, &events, brakes);
     state.report_mut().elapsed_s = started.elapsed().as_secs_f64();
     let _ = events.send(Event::Done(state.report().clone()));
 }
 
-async fn shard(
-    state: &mut H2State,
-    link: &H2Link,
-    inbox: &Inbox<'_, Item>,
-    bell: &Notify,
-    events: &Sender<Event>,
-    alive: &AtomicBool,
-) {
-    let shard = state.report().shard;
-    let mut session = Session::new(link.policy, Backoff::seed_for(shard));
+/// Sends what a shard settles since the last call, BadDeviceToken lines as
+/// the environment guard allows: settled once it has cleared, held by the
+/// run while it is undecided, dropped once it has tripped.
+fn flush(state: &mut H2State, events: &Sender<Event>, brakes: &Brakes) {
+    flush_outcomes(state, events);
+    let held = state.take_held_lines();
+    if held.is_empty() || brakes.guard.is_tripped() {
+        return;
+    }
+    let _ = events.send(if brakes.guard.is_clear() { Event::Settled(held) } else { Event::Held(held) });
+}
+
+async fn run(state: &mut H2State, shard: &Shard<'_>, alive: &AtomicBool) {
+    let Shard { link, inbox, bell, events, brakes } = *shard;
+    let shard_no = state.report().shard;
+    let mut session = Session::new(link.policy, Backoff::seed_for(shard_no));
     loop {
         inbox.pull(state);
         if !state.has_work() {
@@ -108,10 +128,12 @@ async fn shard(
                 let task = tokio::spawn(async move {
                     if let Err(e) = connection.await {
                         // A GOAWAY's reason (Apple's JSON) is only in the text.
+                        // One that is about the run (`StopCause::from_goaway`)
+                        // stops it: `brakes.stop_run(cause)`, as an answer does.
                         log::info!("HTTP/2 connection ended: {e}");
                     }
                 });
-                let end = drive(state, link, inbox, bell, events, sender, ping).await;
+                let end = drive(state, shard, sender, ping).await;
                 task.abort();
                 state.on_connection_lost(Instant::now());
                 session.on_connection_end(if state.answered() > answered { Ok(()) } else { Err(end) })
@@ -121,11 +143,11 @@ async fn shard(
                 session.on_connect_failed(e)
             }
         };
-        flush_outcomes(state, events);
+        flush(state, events, brakes);
         match next {
             Next::Connect => {}
             Next::Retry { after, trouble } => {
-                log::info!("shard {shard}: {trouble}; trying again");
+                log::info!("shard {shard_no}: {trouble}; trying again");
                 if inbox.cancelled() {
                     state.cancel();
                 } else {
@@ -145,13 +167,11 @@ async fn shard(
 /// session, when nothing was settled on it.
 async fn drive(
     state: &mut H2State,
-    link: &H2Link,
-    inbox: &Inbox<'_, Item>,
-    bell: &Notify,
-    events: &Sender<Event>,
+    shard: &Shard<'_>,
     mut sender: h2::client::SendRequest<bytes::Bytes>,
     mut ping: Option<h2::PingPong>,
 ) -> Fruitless {
+    let Shard { link, inbox, bell, events, brakes } = *shard;
     let mut answers = FuturesUnordered::new();
     let mut auth: Option<Authorization> = None;
     let mut path = String::with_capacity(80);
@@ -167,7 +187,8 @@ async fn drive(
         inbox.pull(state);
         link.authorization(&mut auth);
         let limit = budget.limit(sender.current_max_send_streams().min(link.streams));
-        while closing.is_none() && answers.len() < limit {
+        let paused = brakes.pause_left(Instant::now());
+        while closing.is_none() && paused.is_none() && answers.len() < limit {
             // h2 must have taken the last request's headers before the next.
             match poll_fn(|cx| sender.poll_ready(cx)).now_or_never() {
                 Some(Ok(())) => {}
@@ -199,7 +220,8 @@ async fn drive(
             }
         }
         let now = Instant::now();
-        let ready = state.ready(now);
+        // A run-wide pause is nothing to send: no silence to time.
+        let ready = state.ready(now) && paused.is_none();
         if answers.is_empty() {
             if let Some(why) = closing {
                 return if sent == 0 { Fruitless::ClosedAtOnce } else { Fruitless::Answered(why) };
@@ -213,7 +235,7 @@ async fn drive(
             }
         }
         if last_report.elapsed() >= TICK {
-            flush_outcomes(state, events);
+            flush(state, events, brakes);
             let _ = events.send(Event::Progress(state.report().clone()));
             last_report = Instant::now();
         }
@@ -240,7 +262,8 @@ async fn drive(
                 }
             }
         }
-        let due = state.next_due().map(|at| at.saturating_duration_since(Instant::now()));
+        let due =
+            state.next_due().map(|at| at.saturating_duration_since(Instant::now())).into_iter().chain(paused).min();
         let listening = state.wants_input();
         if listening {
             inbox.bell.listen();
@@ -268,10 +291,27 @@ async fn drive(
                     }
                     Answer::InDoubt => last_answer = now,
                 }
-                match state.on_answer(ticket, result, now) {
+                let bad_token = matches!(&result, Answer::Status { reason: Some(ApnsReason::BadDeviceToken), .. });
+                if let Answer::Status { status, reason, .. } = &result {
+                    state.set_braked(brakes.on_status(*status, reason.as_ref(), now));
+                }
+                let answered = state.answered();
+                let followup = state.on_answer(ticket, result, now);
+                if state.answered() > answered
+                    && let Some(tripped) = brakes.guard.observe(bad_token)
+                {
+                    brakes.stop_run(StopCause::WrongEnvironment { bad: tripped.bad, of: tripped.of });
+                }
+                match followup {
                     Followup::None => {}
-                    Followup::RenewToken => renew(link, &mut auth),
+                    Followup::RenewToken => {
+                        if let Some(cause) = renew(link, &mut auth) {
+                            brakes.stop_run(cause);
+                        }
+                    }
                     Followup::CloseConnection => closing = Some("the gateway is shutting down".into()),
+                    Followup::StopRun(cause) => brakes.stop_run(cause),
+                    Followup::PauseRun => brakes.on_token_refused(now),
                 }
             }
             _ = bell.notified(), if listening => {}
@@ -319,12 +359,18 @@ fn classify(e: &h2::Error) -> Answer {
     }
 }
 
-/// Renews the shared token after Apple called the one in use expired.
-fn renew(link: &H2Link, auth: &mut Option<Authorization>) {
-    let (Some(shared), Some(held)) = (&link.token, auth.as_ref()) else { return };
+/// Renews the shared token after Apple called the one in use expired; the
+/// cause to stop the run for when it cannot be renewed (every request
+/// would get the same answer).
+fn renew(link: &H2Link, auth: &mut Option<Authorization>) -> Option<StopCause> {
+    let (Some(shared), Some(held)) = (&link.token, auth.as_ref()) else { return None };
     match shared.renew_after_expired(held.token()) {
-        Ok(token) => *auth = Some(Authorization::new(token)),
-        Err(e) => log::error!("the provider token cannot be renewed: {e}"),
+        Ok(token) => {
+            *auth = Some(Authorization::new(token));
+            None
+        }
+        Err(RenewError::ClockWrong { age_secs }) => Some(StopCause::ClockWrong { age_secs }),
+        Err(RenewError::Fixed) => Some(StopCause::FixedTokenExpired),
     }
 }
 

@@ -6,6 +6,7 @@
 //! | [`jwt`] | the provider token (ES256 JWT) every connection shares |
 //! | [`request`] | the run's shared headers, the path and `apns-id` of each request |
 //! | [`answer`] | Apple's statuses and reasons, and what each means for a notification |
+//! | [`stop`] | the answers about the run, not the token, that stop it, and their fixes |
 //! | [`state`] | the sans-I/O state of one connection thread: what to send, what an answer settles |
 //! | [`config`] | the transport's settings ([`config::Http2Config`]) |
 //! | `link` | what every connection of a run shares, and the request it fills in per notification |
@@ -23,3 +24,4 @@ pub(crate) mod link;
 pub(crate) mod probe;
 pub mod request;
 pub mod state;
+pub mod stop;

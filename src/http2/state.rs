@@ -36,6 +36,7 @@ use crate::report::ShardReport;
 use crate::token::DeviceToken;
 
 use super::answer::ApnsReason;
+use super::stop::StopCause;
 
 mod settle;
 
@@ -88,7 +89,7 @@ pub enum Answer {
 }
 
 /// What the driver does after an answer, besides sending what is ready.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Followup {
     /// Nothing.
     None,
@@ -97,6 +98,11 @@ pub enum Followup {
     /// The gateway is shutting this connection down (503 Shutdown): stop
     /// sending here, let in-flight requests finish, connect anew.
     CloseConnection,
+    /// The answer was about the run, not the token: stop the whole run.
+    /// This state has stopped sending already.
+    StopRun(StopCause),
+    /// Apple refused a provider-token update: pause the whole run.
+    PauseRun,
 }
 
 /// How often, and how patiently, a notification is sent again.
@@ -217,6 +223,8 @@ pub struct H2State {
     next_seq: u64,
     input_done: bool,
     cancelled: bool,
+    /// The run-wide brake is on: 5xx answers go back to the queue without a try.
+    braked: bool,
     /// Notifications pushed in, for the conservation check.
     received: u64,
     /// Notifications in a final state.
@@ -225,6 +233,8 @@ pub struct H2State {
     answered: u64,
     outcomes: Vec<Outcome>,
     settled_lines: Vec<(u64, u64)>,
+    /// Lines answered BadDeviceToken: settled once the environment guard allows.
+    held_lines: Vec<(u64, u64)>,
     report: ShardReport,
 }
 
@@ -244,11 +254,13 @@ impl H2State {
             next_seq: 0,
             input_done: false,
             cancelled: false,
+            braked: false,
             received: 0,
             settled: 0,
             answered: 0,
             outcomes: Vec::new(),
             settled_lines: Vec::new(),
+            held_lines: Vec::new(),
             report: ShardReport { shard, ..ShardReport::default() },
         }
     }
@@ -352,9 +364,24 @@ impl H2State {
     }
 
     /// Ranges of input lines the gateway accepted or rejected since the
-    /// last call: what a journal records.
+    /// last call, but for BadDeviceToken (see [`H2State::take_held_lines`]):
+    /// what a journal records.
     pub fn take_settled_lines(&mut self) -> Vec<(u64, u64)> {
         std::mem::take(&mut self.settled_lines)
+    }
+
+    /// Ranges of input lines answered BadDeviceToken since the last call:
+    /// settled only once the run's environment guard has cleared, since a
+    /// list of the other environment's tokens gets nothing else.
+    pub fn take_held_lines(&mut self) -> Vec<(u64, u64)> {
+        std::mem::take(&mut self.held_lines)
+    }
+
+    /// The run-wide brake on a failing service is engaged (`on`) or not:
+    /// while it is, answers of 500 or 503 send the notification back to the
+    /// front of the queue without using a try, since the run pauses as a whole.
+    pub fn set_braked(&mut self, on: bool) {
+        self.braked = on;
     }
 
     /// The counts so far.
@@ -422,3 +449,7 @@ mod state_test;
 #[cfg(test)]
 #[path = "state/conservation_test.rs"]
 mod conservation_test;
+
+#[cfg(test)]
+#[path = "state/stop_test.rs"]
+mod stop_test;
