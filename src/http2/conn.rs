@@ -20,16 +20,14 @@ use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use h2::client::ResponseFuture;
 use tokio::sync::Notify;
 
-use super::answer::{ApnsReason, parse_body};
+use super::answer::parse_body;
 use super::connect::connect;
-use super::jwt::RenewError;
 use super::link::{Authorization, H2Link};
-use super::state::{Answer, Followup, H2State, StreamBudget};
-use super::stop::StopCause;
+use super::state::{Answer, H2State, StreamBudget};
 use crate::backoff::Backoff;
 use crate::binary::shard::{Item, Outcome};
 use crate::brakes::Brakes;
-use crate::handoff::{Event, Inbox, Settles, Wake, flush_outcomes, give_up};
+use crate::handoff::{Event, Inbox, Settles, Wake, give_up};
 use crate::report::{Reason, ShardReport};
 use crate::session::{Fruitless, Next, Session};
 
@@ -51,6 +49,10 @@ impl Wake for Doorbell {
         self.0.notify_one();
     }
 }
+
+mod settle;
+
+use settle::{flush, settle};
 
 /// What a shard's driver works with besides its state.
 struct Shard<'a> {
@@ -85,18 +87,6 @@ pub(crate) fn run_shard(
     flush(&mut state, &events, brakes);
     state.report_mut().elapsed_s = started.elapsed().as_secs_f64();
     let _ = events.send(Event::Done(state.report().clone()));
-}
-
-/// Sends what a shard settles since the last call, BadDeviceToken lines as
-/// the environment guard allows: settled once it has cleared, held by the
-/// run while it is undecided, dropped once it has tripped.
-fn flush(state: &mut H2State, events: &Sender<Event>, brakes: &Brakes) {
-    flush_outcomes(state, events);
-    let held = state.take_held_lines();
-    if held.is_empty() || brakes.guard.is_tripped() {
-        return;
-    }
-    let _ = events.send(if brakes.guard.is_clear() { Event::Settled(held) } else { Event::Held(held) });
 }
 
 async fn run(state: &mut H2State, shard: &Shard<'_>, alive: &AtomicBool) {
@@ -291,27 +281,8 @@ async fn drive(
                     }
                     Answer::InDoubt => last_answer = now,
                 }
-                let bad_token = matches!(&result, Answer::Status { reason: Some(ApnsReason::BadDeviceToken), .. });
-                if let Answer::Status { status, reason, .. } = &result {
-                    state.set_braked(brakes.on_status(*status, reason.as_ref(), now));
-                }
-                let answered = state.answered();
-                let followup = state.on_answer(ticket, result, now);
-                if state.answered() > answered
-                    && let Some(tripped) = brakes.guard.observe(bad_token)
-                {
-                    brakes.stop_run(StopCause::WrongEnvironment { bad: tripped.bad, of: tripped.of });
-                }
-                match followup {
-                    Followup::None => {}
-                    Followup::RenewToken => {
-                        if let Some(cause) = renew(link, &mut auth) {
-                            brakes.stop_run(cause);
-                        }
-                    }
-                    Followup::CloseConnection => closing = Some("the gateway is shutting down".into()),
-                    Followup::StopRun(cause) => brakes.stop_run(cause),
-                    Followup::PauseRun => brakes.on_token_refused(now),
+                if let Some(why) = settle(state, brakes, link, &mut auth, ticket, result, now) {
+                    closing = Some(why);
                 }
             }
             _ = bell.notified(), if listening => {}
@@ -356,21 +327,6 @@ fn classify(e: &h2::Error) -> Answer {
         Answer::Refused
     } else {
         Answer::InDoubt
-    }
-}
-
-/// Renews the shared token after Apple called the one in use expired; the
-/// cause to stop the run for when it cannot be renewed (every request
-/// would get the same answer).
-fn renew(link: &H2Link, auth: &mut Option<Authorization>) -> Option<StopCause> {
-    let (Some(shared), Some(held)) = (&link.token, auth.as_ref()) else { return None };
-    match shared.renew_after_expired(held.token()) {
-        Ok(token) => {
-            *auth = Some(Authorization::new(token));
-            None
-        }
-        Err(RenewError::ClockWrong { age_secs }) => Some(StopCause::ClockWrong { age_secs }),
-        Err(RenewError::Fixed) => Some(StopCause::FixedTokenExpired),
     }
 }
 

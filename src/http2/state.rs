@@ -24,7 +24,6 @@
 //! This file holds the queue and the sending side; `settle` holds what each
 //! answer decides.
 
-use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,7 +37,12 @@ use crate::token::DeviceToken;
 use super::answer::ApnsReason;
 use super::stop::StopCause;
 
+mod budget;
+mod entry;
 mod settle;
+
+pub use budget::StreamBudget;
+use entry::{Entry, Waiting};
 
 /// Notifications waiting (new and retries) at which a connection thread
 /// stops taking input, as the binary shard does.
@@ -128,82 +132,6 @@ impl Default for RetryPolicy {
             backoff_min: Duration::from_secs(1),
             backoff_max: Duration::from_secs(30),
             seed: Backoff::seed_for(0),
-        }
-    }
-}
-
-/// A notification with the sends it has had.
-#[derive(Debug)]
-struct Entry {
-    item: Item,
-    tries: u32,
-}
-
-/// A notification waiting for its retry; the heap's top is the earliest due.
-#[derive(Debug)]
-struct Waiting {
-    due: Instant,
-    /// Breaks ties in order of arrival.
-    seq: u64,
-    entry: Entry,
-}
-
-impl PartialEq for Waiting {
-    fn eq(&self, other: &Waiting) -> bool {
-        (self.due, self.seq) == (other.due, other.seq)
-    }
-}
-
-impl Eq for Waiting {}
-
-impl PartialOrd for Waiting {
-    fn partial_cmp(&self, other: &Waiting) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Waiting {
-    /// Reversed: `BinaryHeap` is a max-heap.
-    fn cmp(&self, other: &Waiting) -> Ordering {
-        (other.due, other.seq).cmp(&(self.due, self.seq))
-    }
-}
-
-/// How many streams one connection may keep open: the limit the gateway
-/// announced (and `--streams` caps), lowered by the gateway's refusals.
-///
-/// A gateway may refuse streams below the limit it announced: Apple allows
-/// one stream on a new token-authenticated connection until a request has
-/// been answered, and lowers its limit after an expired token. A refusal is
-/// not a try, so sending again into it could go on without end (and every
-/// refusal would look like an answer to the response timeout). After one,
-/// the connection keeps no more streams open than it had when refused, and
-/// each answer allows one more, up to the announced limit.
-#[derive(Debug, Default)]
-pub struct StreamBudget {
-    /// Streams allowed since the last refusal (`None`: never refused).
-    allowed: Option<usize>,
-}
-
-impl StreamBudget {
-    /// Streams that may be open, given the limit announced now.
-    pub fn limit(&self, announced: usize) -> usize {
-        self.allowed.map_or(announced, |n| n.min(announced))
-    }
-
-    /// A stream was refused while `open` others stayed open. `false` when
-    /// none did: the gateway takes no stream on this connection, which is
-    /// then of no use.
-    #[must_use]
-    pub fn on_refused(&mut self, open: usize) -> bool {
-        self.allowed = Some(open.max(1));
-        open > 0
-    }
-
-    /// The gateway answered a stream: one more may be open.
-    pub fn on_answered(&mut self) {
-        if let Some(n) = &mut self.allowed {
-            *n += 1;
         }
     }
 }
