@@ -135,6 +135,9 @@ pub(crate) enum Event {
     Failures(Vec<Failure>),
     /// Input lines the gateway accepted or rejected (for the journal).
     Settled(Vec<(u64, u64)>),
+    /// Input lines answered BadDeviceToken while the environment guard was
+    /// undecided: settled once it clears, never if it trips.
+    Held(Vec<(u64, u64)>),
     /// The shard's counts so far.
     Progress(ShardReport),
     /// The shard is finished; its final counts.

@@ -106,6 +106,7 @@
 
 mod backoff;
 pub mod binary;
+mod brakes;
 pub mod error;
 mod handoff;
 pub mod http2;

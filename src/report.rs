@@ -222,8 +222,31 @@ pub struct Report {
     /// Reading the input failed part way; the report covers what was read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input_error: Option<String>,
+    /// The run stopped for an answer about the run, not the tokens (a wrong
+    /// topic, refused credentials, the tokens of the other environment …):
+    /// what remained is unsent and unsettled, for the corrected rerun.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<Stopped>,
+    /// Seconds the whole run paused: the brake on a failing service, and
+    /// Apple's limit on provider-token updates.
+    #[serde(default)]
+    pub braked_s: f64,
     /// Per-shard counts.
     pub per_shard: Vec<ShardReport>,
+}
+
+/// Why a run stopped early, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stopped {
+    /// What stopped it, in a few words: `Apple answered 400 BadTopic`.
+    pub cause: String,
+    /// What to do about it.
+    pub fix: String,
+    /// The environment guard stopped it: the BadDeviceToken answers are
+    /// taken for tokens of the other environment, so none of them is settled
+    /// and no list of invalid tokens is written.
+    #[serde(default)]
+    pub wrong_environment: bool,
 }
 
 impl Report {
@@ -258,6 +281,10 @@ impl Report {
             r.shards += p.shards;
             r.elapsed_s = r.elapsed_s.max(p.elapsed_s);
             r.interrupted |= p.interrupted;
+            r.braked_s = r.braked_s.max(p.braked_s);
+            if r.stopped.is_none() {
+                r.stopped.clone_from(&p.stopped);
+            }
             let base = r.per_shard.len();
             r.per_shard.extend(p.per_shard.iter().cloned().enumerate().map(|(i, mut s)| {
                 s.shard = base + i;

@@ -84,5 +84,12 @@ fn a_merge_sums_the_partitions_and_renumbers_their_shards() {
     expected.add(&b.counts());
     assert_eq!(m.counts(), expected);
     assert_eq!((m.shards, m.elapsed_s, m.interrupted, m.other_partitions), (3, 3.0, true, 0));
+    assert_eq!((m.stopped.clone(), m.braked_s), (None, 0.0));
+    let stopped =
+        Stopped { cause: "Apple answered 400 BadTopic".into(), fix: "check --topic".into(), wrong_environment: false };
+    b.stopped = Some(stopped.clone());
+    b.braked_s = 4.5;
+    let m = Report::merge(&[a.clone(), b.clone()]);
+    assert_eq!((m.stopped, m.braked_s), (Some(stopped), 4.5), "a partition's stop is the merged run's");
     assert_eq!(m.per_shard.iter().map(|s| s.shard).collect::<Vec<_>>(), [0, 1, 2]);
 }

@@ -27,11 +27,13 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{RecvTimeoutError, Sender, bounded};
 
 use crate::binary::shard::Item;
+use crate::brakes::Brakes;
 use crate::error::Error;
 use crate::handoff::{Doorbell, Event, Inbox};
+use crate::http2::stop::StopCause;
 use crate::input::Record;
 use crate::journal::LineSet;
-use crate::report::{Failure, Reason, Report, State};
+use crate::report::{Failure, Reason, Report, State, Stopped};
 
 use collect::collect;
 pub use config::{SendConfig, Style};
@@ -144,6 +146,8 @@ impl Blaster {
         // the wake-up it still holds for the shard's poller, so a splitter
         // that wakes the shards and ends at once must not take them with it.
         let (waiters, bells): (Vec<Waiter>, Vec<Doorbell>) = (0..n).map(|_| self.transport.waiter()).unzip();
+        let brakes = Brakes::new(Arc::clone(&self.cancel), self.config.http2.as_ref());
+        let brakes = &brakes;
         thread::scope(|scope| {
             let mut senders = Vec::with_capacity(n);
             let mut leftovers = Vec::with_capacity(n);
@@ -155,7 +159,7 @@ impl Blaster {
                 thread::Builder::new()
                     .name(format!("shard-{i}"))
                     .spawn_scoped(scope, move || {
-                        transport.run_shard(i, waiter, Inbox { batches: rx, bell, cancel }, events, alive)
+                        transport.run_shard(i, waiter, Inbox { batches: rx, bell, cancel }, events, alive, brakes)
                     })
                     .expect("the OS refused a thread");
             }
@@ -177,6 +181,7 @@ impl Blaster {
                 alive: &alive,
                 events: event_tx.clone(),
                 cancel: &self.cancel,
+                brakes,
                 read: &read,
                 skip_lines: self.config.skip_lines.as_deref(),
                 line_headers: self.transport.line_headers(),
@@ -188,12 +193,17 @@ impl Blaster {
                 .spawn_scoped(scope, move || splitter.run(input))
                 .expect("the OS refused a thread");
             drop(event_tx);
-            let mut shard_reports = collect(event_rx, n, observer, &read, started);
+            let mut shard_reports = collect(event_rx, n, observer, &read, started, &brakes.guard);
+            if let Some(tripped) = brakes.guard.finish() {
+                // Tripped at the end (a short list): nothing is left to stop,
+                // but the run ends as stopped all the same.
+                brakes.stop_run(StopCause::WrongEnvironment { bad: tripped.bad, of: tripped.of });
+            }
             // Every shard and the splitter have stopped: batches a stopped or
             // cancelled shard never took are unsent.
             for (rx, report) in leftovers.iter().zip(&mut shard_reports) {
                 let reason = match &report.error {
-                    _ if self.cancel.load(Ordering::Relaxed) => Reason::Interrupted,
+                    _ if self.cancel.load(Ordering::Relaxed) => brakes.unsent_reason(),
                     Some(why) => Reason::QueuedForStoppedShard(why.clone()),
                     None => Reason::NotSent,
                 };
@@ -213,6 +223,12 @@ impl Blaster {
             report.previously_settled = counts.previously_settled;
             report.interrupted = counts.interrupted;
             report.input_error = counts.input_error;
+            report.braked_s = brakes.waited(Instant::now()).as_secs_f64();
+            report.stopped = brakes.stop_cause().map(|cause| Stopped {
+                cause: cause.cause(),
+                fix: cause.fix(),
+                wrong_environment: brakes.guard.is_tripped(),
+            });
             report
         })
     }
@@ -240,6 +256,8 @@ struct Splitter<'a> {
     alive: &'a [AtomicBool],
     events: Sender<Event>,
     cancel: &'a AtomicBool,
+    /// Says why the run stopped, for what no shard took.
+    brakes: &'a Brakes,
     read: &'a AtomicU64,
     skip_lines: Option<&'a LineSet>,
     /// The transport sends a line's own HTTP/2 headers (HTTP/2 does; the

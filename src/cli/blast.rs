@@ -99,6 +99,10 @@ pub fn execute(job: Job, global: &Global) -> anyhow::Result<Outcome> {
 /// Accounts for the lines an interrupted run read but held for the
 /// duplicate check: repeats are skipped, the rest were not sent.
 fn settle_held<R: BufRead>(reader: &mut Tracked<R>, report: &mut Report, observer: &mut dyn Observer) {
+    let unsent = match &report.stopped {
+        Some(stopped) => Reason::RunStopped(stopped.cause.clone()),
+        None => Reason::Interrupted,
+    };
     for record in reader.settle_held() {
         let record = match record {
             Ok(record) => record,
@@ -112,7 +116,7 @@ fn settle_held<R: BufRead>(reader: &mut Tracked<R>, report: &mut Report, observe
         let failure = match record {
             Record::Send(entry) => {
                 report.unsent += 1;
-                Failure::new(entry.line, entry.token.to_string(), State::Unsent, &Reason::Interrupted)
+                Failure::new(entry.line, entry.token.to_string(), State::Unsent, &unsent)
             }
             Record::Skip(skip) => {
                 report.skipped += 1;
@@ -138,7 +142,11 @@ pub fn conclude(outcome: &Outcome, global: &Global, title: &str) -> Exit {
     if report.tokens_read == 0 && !report.interrupted && report.input_error.is_none() {
         eprintln!("apnsblast: warning: {input_name} holds no tokens: nothing was sent");
     }
-    if let Some(resume) = resume_line {
+    if let Some(stopped) = &report.stopped {
+        // The corrected command, with the same --journal, sends what this
+        // run did not settle: no line to resume from.
+        eprintln!("apnsblast: stopped: {}; {}", stopped.cause, stopped.fix);
+    } else if let Some(resume) = resume_line {
         let list = if input_name == "stdin" { "the list".to_owned() } else { input_name.clone() };
         let unsent = match (&written.failed, report.unsent) {
             (_, 0) => String::new(),

@@ -35,7 +35,7 @@ pub const BINARY_ONLY: [(&str, &str); 9] = [
 ];
 
 /// Flags that only the HTTP/2 transport takes.
-pub const HTTP2_ONLY: [(&str, &str); 8] = [
+pub const HTTP2_ONLY: [(&str, &str); 9] = [
     ("auth_key", "--auth-key"),
     ("auth_token_env", "--auth-token-env"),
     ("key_id", "--key-id"),
@@ -44,6 +44,7 @@ pub const HTTP2_ONLY: [(&str, &str); 8] = [
     ("push_type", "--push-type"),
     ("collapse_id", "--collapse-id"),
     ("streams", "--streams"),
+    ("allow_invalid_majority", "--allow-invalid-majority"),
 ];
 
 /// `--api`.
@@ -137,6 +138,12 @@ pub struct Http2Args {
     /// Streams in flight per connection at most (the gateway's own limit applies below it)
     #[arg(long, value_name = "N", default_value_t = Http2Config::default().streams)]
     pub streams: usize,
+    /// Send on when most of the first answers are BadDeviceToken (a list
+    /// known to be stale). Without it the run stops there: such a list is
+    /// most likely the other environment's (--sandbox), and none of its
+    /// tokens is marked invalid
+    #[arg(long)]
+    pub allow_invalid_majority: bool,
 }
 
 impl Http2Args {
@@ -222,6 +229,7 @@ impl Http2Args {
             priority,
             collapse_id: self.collapse_id.clone(),
             streams: self.streams,
+            environment_guard: !self.allow_invalid_majority,
             ..Http2Config::default()
         })
     }
@@ -318,6 +326,7 @@ mod tests {
             push_type: PushTypeArg::Alert,
             collapse_id: None,
             streams: 10,
+            allow_invalid_majority: false,
         }
     }
 

@@ -108,6 +108,7 @@ pub fn exit_for(report: &Report) -> Exit {
         && report.unsent == 0
         && report.skipped == 0
         && !report.interrupted
+        && report.stopped.is_none()
         && report.input_error.is_none()
         && report.unaccounted() == 0;
     if clean { Exit::Success } else { Exit::Incomplete }

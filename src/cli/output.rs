@@ -182,6 +182,12 @@ impl Outputs {
                 Err(e) => written.errors.push(format!("{} {}: write failed: {e}", p.flag, p.path.display())),
             }
         }
+        // The environment guard tripped: the BadDeviceToken answers are not
+        // about the tokens, and a list of them would have good ones deleted.
+        // Its temporary file goes unwritten.
+        if report.stopped.as_ref().is_some_and(|s| s.wrong_environment) {
+            self.invalid = None;
+        }
         for (pending, count, slot) in [
             (self.failed.take(), self.failed_count, &mut written.failed),
             (self.invalid.take(), self.invalid_count, &mut written.invalid),

@@ -68,6 +68,15 @@ pub fn render(report: &Report, written: &Written) -> String {
             let _ = writeln!(s, "  shard {} stopped early: {e}", shard.shard);
         }
     }
+    if report.braked_s > 0.0 {
+        let _ = writeln!(s, "  paused {:.1} s: Apple was failing, or refused a token update", report.braked_s);
+    }
+    if let Some(stopped) = &report.stopped {
+        let _ = writeln!(s, "  stopped: {}", stopped.cause);
+        if stopped.wrong_environment {
+            let _ = writeln!(s, "  no invalid-tokens list: the BadDeviceToken answers are not about the tokens");
+        }
+    }
     if let Some(e) = &report.input_error {
         let _ = writeln!(s, "  reading the token list failed: {e}; the counts cover what was read before");
     }
@@ -92,6 +101,8 @@ pub fn verdict(report: &Report) -> String {
     let not = report.tokens_read.saturating_sub(report.accepted);
     if report.tokens_read == 0 && report.input_error.is_none() && !report.interrupted {
         "no tokens in the list".to_owned()
+    } else if report.stopped.is_some() {
+        format!("stopped: {} of {} tokens read were accepted", report.accepted, report.tokens_read)
     } else if report.interrupted {
         format!("interrupted: {} of {} tokens read were accepted", report.accepted, report.tokens_read)
     } else if not == 0 && report.input_error.is_none() {

@@ -4,12 +4,16 @@
 //! | status | reason | [`Verdict`] |
 //! |---|---|---|
 //! | 200 | — | accepted |
+//! | 400, 403, 404, 405, 413 | about the run, not the token ([`super::stop`]) | stop the run |
 //! | 403 | ExpiredProviderToken | renew the shared token, send again |
-//! | 429, 500, 503, other 5xx | any but Shutdown | send again after a back-off |
+//! | 429 | TooManyProviderTokenUpdates | pause the whole run, send again |
+//! | 429, 500, 503, other 5xx | any other but Shutdown | send again after a back-off |
 //! | 503 | Shutdown | send again on another connection |
 //! | anything else | any | rejected, final |
 
 use std::fmt;
+
+use super::stop::{Shared, is_run_level};
 
 /// The longest reason kept from a body Apple's list does not know: a
 /// failure list's reason is one short line, whatever a gateway sends.
@@ -186,17 +190,26 @@ pub enum Verdict {
     Retry,
     /// This connection is shutting down: send again on another.
     RetryElsewhere,
+    /// The answer is about the run (the topic, the credentials, the shared
+    /// payload …), not this token: stop the run; the notification is not settled.
+    StopRun,
+    /// Apple refuses the provider token as an update too soon after the
+    /// last: pause the whole run; the notification goes back, no try used.
+    PauseRun,
 }
 
-/// What `status` with `reason` means for the notification: a pure
-/// function of the two (see the module's table).
+/// What `status` with `reason` means for the notification, whose request
+/// carried the run's `shared` values: a pure function of the three (see
+/// the module's table).
 ///
 /// A 5xx other than 500 and 503 (a proxy's 502 or 504) is retried as well:
 /// it says nothing about the notification itself.
-pub fn verdict(status: u16, reason: Option<&ApnsReason>) -> Verdict {
+pub fn verdict(status: u16, reason: Option<&ApnsReason>, shared: Shared) -> Verdict {
     match (status, reason) {
         (200, _) => Verdict::Accepted,
+        (_, Some(r)) if is_run_level(status, r, shared) => Verdict::StopRun,
         (403, Some(ApnsReason::ExpiredProviderToken)) => Verdict::RenewToken,
+        (429, Some(ApnsReason::TooManyProviderTokenUpdates)) => Verdict::PauseRun,
         (503, Some(ApnsReason::Shutdown)) => Verdict::RetryElsewhere,
         (429, _) | (500..=599, _) => Verdict::Retry,
         _ => Verdict::Rejected,
@@ -264,28 +277,35 @@ mod tests {
     #[test]
     fn verdicts_follow_apples_table() {
         use ApnsReason::*;
-        let table: [(u16, Option<ApnsReason>, Verdict); 16] = [
+        let table: [(u16, Option<ApnsReason>, Verdict); 20] = [
             (200, None, Verdict::Accepted),
             (400, Some(BadDeviceToken), Verdict::Rejected),
+            (400, Some(DeviceTokenNotForTopic), Verdict::Rejected),
             (400, None, Verdict::Rejected),
+            (400, Some(BadTopic), Verdict::StopRun),
             (403, Some(ExpiredProviderToken), Verdict::RenewToken),
-            (403, Some(InvalidProviderToken), Verdict::Rejected),
-            (403, Some(BadCertificate), Verdict::Rejected),
-            (404, Some(BadPath), Verdict::Rejected),
-            (405, Some(MethodNotAllowed), Verdict::Rejected),
+            (403, Some(InvalidProviderToken), Verdict::StopRun),
+            (403, Some(BadCertificate), Verdict::StopRun),
+            (403, Some(Other("Unknown".into())), Verdict::Rejected),
+            (404, Some(BadPath), Verdict::StopRun),
+            (405, Some(MethodNotAllowed), Verdict::StopRun),
             (410, Some(Unregistered), Verdict::Rejected),
-            (413, Some(PayloadTooLarge), Verdict::Rejected),
+            (413, Some(PayloadTooLarge), Verdict::StopRun),
             (429, Some(TooManyRequests), Verdict::Retry),
-            (429, Some(TooManyProviderTokenUpdates), Verdict::Retry),
+            (429, Some(TooManyProviderTokenUpdates), Verdict::PauseRun),
             (500, Some(InternalServerError), Verdict::Retry),
             (503, Some(ServiceUnavailable), Verdict::Retry),
             (503, Some(Shutdown), Verdict::RetryElsewhere),
             (502, None, Verdict::Retry),
+            (413, None, Verdict::Rejected),
         ];
         for (status, reason, want) in table {
-            assert_eq!(verdict(status, reason.as_ref()), want, "{status} {reason:?}");
+            assert_eq!(verdict(status, reason.as_ref(), Shared::ALL), want, "{status} {reason:?}");
         }
-        assert_eq!(verdict(302, None), Verdict::Rejected, "nothing unexpected loops");
+        assert_eq!(verdict(302, None, Shared::ALL), Verdict::Rejected, "nothing unexpected loops");
+        let own_payload = Shared { payload: false, ..Shared::ALL };
+        assert_eq!(verdict(413, Some(&PayloadTooLarge), own_payload), Verdict::Rejected, "that line's own payload");
+        assert_eq!(verdict(400, Some(&BadTopic), own_payload), Verdict::StopRun);
     }
 
     #[test]

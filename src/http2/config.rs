@@ -1,6 +1,7 @@
 //! What a run over HTTP/2 needs beyond the settings both transports share.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::jwt::ProviderToken;
 use super::request::PushType;
@@ -31,6 +32,44 @@ pub struct Http2Config {
     /// Sends of one notification at most, answers of 429, 500 or 503 and
     /// losses of the connection together.
     pub max_tries: u32,
+    /// Stop the run when most of its first answers are BadDeviceToken (the
+    /// tokens of the other environment), settling none of them and listing
+    /// no invalid tokens; `false` for a list known to be stale.
+    pub environment_guard: bool,
+    /// How long the whole run pauses after 429 TooManyProviderTokenUpdates:
+    /// Apple takes a new token of a key at most once every 20 minutes, and
+    /// the update it refused was made at the latest when it answered.
+    pub token_update_pause: Duration,
+    /// The run-wide brake on a failing service.
+    pub brake: Brake,
+}
+
+/// When many answers in a row are 500 or 503, across every shard, the whole
+/// run pauses instead of each notification retrying on its own and using up
+/// its tries; while the failures go on, each pause doubles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Brake {
+    /// 500/503 answers in a row that engage it.
+    pub after: u64,
+    /// The first pause.
+    pub min: Duration,
+    /// The longest pause.
+    pub max: Duration,
+    /// The run stops (everything not sent left unsent, for a later run)
+    /// once it has paused this long without an answer other than 500/503.
+    pub give_up: Duration,
+}
+
+impl Default for Brake {
+    /// Engaged by 50 failures in a row; pauses from 1 s to 60 s; gives up after 10 minutes.
+    fn default() -> Brake {
+        Brake {
+            after: 50,
+            min: Duration::from_secs(1),
+            max: Duration::from_secs(60),
+            give_up: Duration::from_secs(600),
+        }
+    }
 }
 
 impl Default for Http2Config {
@@ -43,6 +82,9 @@ impl Default for Http2Config {
             collapse_id: None,
             streams: 1000,
             max_tries: 5,
+            environment_guard: true,
+            token_update_pause: Duration::from_secs(super::jwt::TOKEN_MIN_AGE_SECS),
+            brake: Brake::default(),
         }
     }
 }

@@ -24,10 +24,12 @@ use super::answer::parse_body;
 use super::connect::connect;
 use super::goaway::reason_in;
 use super::link::{Authorization, H2Link};
-use super::state::{Answer, Followup, H2State, StreamBudget};
+use super::state::{Answer, H2State, StreamBudget};
+use super::stop::StopCause;
 use crate::backoff::Backoff;
 use crate::binary::shard::{Item, Outcome};
-use crate::handoff::{Event, Inbox, Settles, Wake, flush_outcomes, give_up};
+use crate::brakes::Brakes;
+use crate::handoff::{Event, Inbox, Settles, Wake, give_up};
 use crate::report::{Reason, ShardReport};
 use crate::session::{Fruitless, Next, Session};
 
@@ -50,6 +52,19 @@ impl Wake for Doorbell {
     }
 }
 
+mod settle;
+
+use settle::{flush, settle};
+
+/// What a shard's driver works with besides its state.
+struct Shard<'a> {
+    link: &'a H2Link,
+    inbox: &'a Inbox<'a, Item>,
+    bell: &'a Notify,
+    events: &'a Sender<Event>,
+    brakes: &'a Brakes,
+}
+
 /// Runs one shard to the end: all its input settled, or given up.
 pub(crate) fn run_shard(
     mut state: H2State,
@@ -58,32 +73,28 @@ pub(crate) fn run_shard(
     bell: Arc<Notify>,
     events: Sender<Event>,
     alive: &AtomicBool,
+    brakes: &Brakes,
 ) {
     let started = Instant::now();
+    let shard = Shard { link, inbox: &inbox, bell: &bell, events: &events, brakes };
     match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(runtime) => runtime.block_on(shard(&mut state, link, &inbox, &bell, &events, alive)),
+        Ok(runtime) => runtime.block_on(run(&mut state, &shard, alive)),
         Err(e) => give_up(&mut state, format!("gave up: cannot start an event loop: {e}"), alive),
     }
     if state.is_cancelled() && state.report().error.is_none() {
         // Batches still in the channel are settled by the run once the
         // splitter has stopped, so none can slip in after a last look here.
-        state.abandon(Reason::Interrupted);
+        state.abandon(brakes.unsent_reason());
     }
-    flush_outcomes(&mut state, &events);
+    flush(&mut state, &events, brakes);
     state.report_mut().elapsed_s = started.elapsed().as_secs_f64();
     let _ = events.send(Event::Done(state.report().clone()));
 }
 
-async fn shard(
-    state: &mut H2State,
-    link: &H2Link,
-    inbox: &Inbox<'_, Item>,
-    bell: &Notify,
-    events: &Sender<Event>,
-    alive: &AtomicBool,
-) {
-    let shard = state.report().shard;
-    let mut session = Session::new(link.policy, Backoff::seed_for(shard));
+async fn run(state: &mut H2State, shard: &Shard<'_>, alive: &AtomicBool) {
+    let Shard { link, inbox, bell, events, brakes } = *shard;
+    let shard_no = state.report().shard;
+    let mut session = Session::new(link.policy, Backoff::seed_for(shard_no));
     loop {
         inbox.pull(state);
         if !state.has_work() {
@@ -112,7 +123,7 @@ async fn shard(
                         log::debug!("HTTP/2 connection ended: {e}");
                     }
                 });
-                let end = drive(state, link, inbox, bell, events, sender, ping).await;
+                let end = drive(state, shard, sender, ping).await;
                 task.abort();
                 state.on_connection_lost(Instant::now());
                 session.on_connection_end(if state.answered() > answered { Ok(()) } else { Err(end) })
@@ -122,11 +133,11 @@ async fn shard(
                 session.on_connect_failed(e)
             }
         };
-        flush_outcomes(state, events);
+        flush(state, events, brakes);
         match next {
             Next::Connect => {}
             Next::Retry { after, trouble } => {
-                log::info!("shard {shard}: {trouble}; trying again");
+                log::info!("shard {shard_no}: {trouble}; trying again");
                 if inbox.cancelled() {
                     state.cancel();
                 } else {
@@ -146,13 +157,11 @@ async fn shard(
 /// session, when nothing was settled on it.
 async fn drive(
     state: &mut H2State,
-    link: &H2Link,
-    inbox: &Inbox<'_, Item>,
-    bell: &Notify,
-    events: &Sender<Event>,
+    shard: &Shard<'_>,
     mut sender: h2::client::SendRequest<bytes::Bytes>,
     mut ping: Option<h2::PingPong>,
 ) -> Fruitless {
+    let Shard { link, inbox, bell, events, brakes } = *shard;
     let mut answers = FuturesUnordered::new();
     let mut auth: Option<Authorization> = None;
     let mut path = String::with_capacity(80);
@@ -169,12 +178,13 @@ async fn drive(
         inbox.pull(state);
         link.authorization(&mut auth);
         let limit = budget.limit(sender.current_max_send_streams().min(link.streams));
-        while closing.is_none() && answers.len() < limit {
+        let paused = brakes.pause_left(Instant::now());
+        while closing.is_none() && paused.is_none() && answers.len() < limit {
             // h2 must have taken the last request's headers before the next.
             match poll_fn(|cx| sender.poll_ready(cx)).now_or_never() {
                 Some(Ok(())) => {}
                 Some(Err(e)) => {
-                    on_goaway(state, &e, &mut goaway);
+                    on_goaway(state, brakes, &e, &mut goaway);
                     closing = Some(e.to_string());
                     break;
                 }
@@ -195,14 +205,15 @@ async fn drive(
                     sent += 1;
                 }
                 Err(e) => {
-                    on_goaway(state, &e, &mut goaway);
+                    on_goaway(state, brakes, &e, &mut goaway);
                     state.on_answer(ticket, classify(&e), now);
                     closing = Some(e.to_string());
                 }
             }
         }
         let now = Instant::now();
-        let ready = state.ready(now);
+        // A run-wide pause is nothing to send: no silence to time.
+        let ready = state.ready(now) && paused.is_none();
         if answers.is_empty() {
             if let Some(why) = closing {
                 break if sent == 0 { Fruitless::ClosedAtOnce } else { Fruitless::Answered(why) };
@@ -216,7 +227,7 @@ async fn drive(
             }
         }
         if last_report.elapsed() >= TICK {
-            flush_outcomes(state, events);
+            flush(state, events, brakes);
             let _ = events.send(Event::Progress(state.report().clone()));
             last_report = Instant::now();
         }
@@ -243,7 +254,8 @@ async fn drive(
                 }
             }
         }
-        let due = state.next_due().map(|at| at.saturating_duration_since(Instant::now()));
+        let due =
+            state.next_due().map(|at| at.saturating_duration_since(Instant::now())).into_iter().chain(paused).min();
         let listening = state.wants_input();
         if listening {
             inbox.bell.listen();
@@ -271,10 +283,8 @@ async fn drive(
                     }
                     Answer::InDoubt => last_answer = now,
                 }
-                match state.on_answer(ticket, result, now) {
-                    Followup::None => {}
-                    Followup::RenewToken => renew(link, &mut auth),
-                    Followup::CloseConnection => closing = Some("the gateway is shutting down".into()),
+                if let Some(why) = settle(state, brakes, link, &mut auth, ticket, result, now) {
+                    closing = Some(why);
                 }
             }
             _ = bell.notified(), if listening => {}
@@ -285,14 +295,16 @@ async fn drive(
     // A GOAWAY that only cut off streams (or came after a 503 Shutdown)
     // shows here.
     if !goaway && let Some(Err(e)) = poll_fn(|cx| sender.poll_ready(cx)).now_or_never() {
-        on_goaway(state, &e, &mut goaway);
+        on_goaway(state, brakes, &e, &mut goaway);
     }
     end
 }
 
 /// Counts and logs the GOAWAY that `e` reports, once per connection
-/// (`seen`), with the reason in its debug data.
-fn on_goaway(state: &mut H2State, e: &h2::Error, seen: &mut bool) {
+/// (`seen`), with the reason in its debug data; a reason about the run,
+/// not the connection (a wrong topic, refused credentials), stops the run
+/// as the same answer to a request would.
+fn on_goaway(state: &mut H2State, brakes: &Brakes, e: &h2::Error, seen: &mut bool) {
     if !e.is_go_away() || !e.is_remote() || std::mem::replace(seen, true) {
         return;
     }
@@ -304,6 +316,9 @@ fn on_goaway(state: &mut H2State, e: &h2::Error, seen: &mut bool) {
     };
     log::info!("shard {}: the gateway closed the connection (GOAWAY): {why}", state.report().shard);
     state.on_goaway(reason.as_ref());
+    if let Some(cause) = StopCause::from_goaway(reason.as_ref()) {
+        brakes.stop_run(cause);
+    }
 }
 
 /// Waits for the answer to one request.
@@ -341,15 +356,6 @@ fn classify(e: &h2::Error) -> Answer {
         Answer::Refused
     } else {
         Answer::InDoubt
-    }
-}
-
-/// Renews the shared token after Apple called the one in use expired.
-fn renew(link: &H2Link, auth: &mut Option<Authorization>) {
-    let (Some(shared), Some(held)) = (&link.token, auth.as_ref()) else { return };
-    match shared.renew_after_expired(held.token()) {
-        Ok(token) => *auth = Some(Authorization::new(token)),
-        Err(e) => log::error!("the provider token cannot be renewed: {e}"),
     }
 }
 

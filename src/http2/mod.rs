@@ -8,6 +8,7 @@
 //! | [`request`] | the run's shared headers, the path and `apns-id` of each request |
 //! | [`answer`] | Apple's statuses and reasons, and what each means for a notification |
 //! | [`goaway`] | the reason in a GOAWAY's debug data |
+//! | [`stop`] | the answers about the run, not the token, that stop it, and their fixes |
 //! | [`state`] | the sans-I/O state of one connection thread: what to send, what an answer settles |
 //! | [`config`] | the transport's settings ([`config::Http2Config`]) |
 //! | `link` | what every connection of a run shares, and the request it fills in per notification |
@@ -27,5 +28,6 @@ pub(crate) mod probe;
 pub mod push_type;
 pub mod request;
 pub mod state;
+pub mod stop;
 
 pub use connect::{Halves, open};

@@ -24,7 +24,6 @@
 //! This file holds the queue and the sending side; `settle` holds what each
 //! answer decides.
 
-use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
@@ -36,8 +35,14 @@ use crate::report::ShardReport;
 use crate::token::DeviceToken;
 
 use super::answer::ApnsReason;
+use super::stop::StopCause;
 
+mod budget;
+mod entry;
 mod settle;
+
+pub use budget::StreamBudget;
+use entry::{Entry, Waiting};
 
 /// Notifications waiting (new and retries) at which a connection thread
 /// stops taking input, as the binary shard does.
@@ -89,7 +94,7 @@ pub enum Answer {
 }
 
 /// What the driver does after an answer, besides sending what is ready.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Followup {
     /// Nothing.
     None,
@@ -98,6 +103,11 @@ pub enum Followup {
     /// The gateway is shutting this connection down (503 Shutdown): stop
     /// sending here, let in-flight requests finish, connect anew.
     CloseConnection,
+    /// The answer was about the run, not the token: stop the whole run.
+    /// This state has stopped sending already.
+    StopRun(StopCause),
+    /// Apple refused a provider-token update: pause the whole run.
+    PauseRun,
 }
 
 /// How often, and how patiently, a notification is sent again.
@@ -127,82 +137,6 @@ impl Default for RetryPolicy {
     }
 }
 
-/// A notification with the sends it has had.
-#[derive(Debug)]
-struct Entry {
-    item: Item,
-    tries: u32,
-}
-
-/// A notification waiting for its retry; the heap's top is the earliest due.
-#[derive(Debug)]
-struct Waiting {
-    due: Instant,
-    /// Breaks ties in order of arrival.
-    seq: u64,
-    entry: Entry,
-}
-
-impl PartialEq for Waiting {
-    fn eq(&self, other: &Waiting) -> bool {
-        (self.due, self.seq) == (other.due, other.seq)
-    }
-}
-
-impl Eq for Waiting {}
-
-impl PartialOrd for Waiting {
-    fn partial_cmp(&self, other: &Waiting) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Waiting {
-    /// Reversed: `BinaryHeap` is a max-heap.
-    fn cmp(&self, other: &Waiting) -> Ordering {
-        (other.due, other.seq).cmp(&(self.due, self.seq))
-    }
-}
-
-/// How many streams one connection may keep open: the limit the gateway
-/// announced (and `--streams` caps), lowered by the gateway's refusals.
-///
-/// A gateway may refuse streams below the limit it announced: Apple allows
-/// one stream on a new token-authenticated connection until a request has
-/// been answered, and lowers its limit after an expired token. A refusal is
-/// not a try, so sending again into it could go on without end (and every
-/// refusal would look like an answer to the response timeout). After one,
-/// the connection keeps no more streams open than it had when refused, and
-/// each answer allows one more, up to the announced limit.
-#[derive(Debug, Default)]
-pub struct StreamBudget {
-    /// Streams allowed since the last refusal (`None`: never refused).
-    allowed: Option<usize>,
-}
-
-impl StreamBudget {
-    /// Streams that may be open, given the limit announced now.
-    pub fn limit(&self, announced: usize) -> usize {
-        self.allowed.map_or(announced, |n| n.min(announced))
-    }
-
-    /// A stream was refused while `open` others stayed open. `false` when
-    /// none did: the gateway takes no stream on this connection, which is
-    /// then of no use.
-    #[must_use]
-    pub fn on_refused(&mut self, open: usize) -> bool {
-        self.allowed = Some(open.max(1));
-        open > 0
-    }
-
-    /// The gateway answered a stream: one more may be open.
-    pub fn on_answered(&mut self) {
-        if let Some(n) = &mut self.allowed {
-            *n += 1;
-        }
-    }
-}
-
 /// The state of one HTTP/2 connection thread across all its connections.
 #[derive(Debug)]
 pub struct H2State {
@@ -218,6 +152,8 @@ pub struct H2State {
     next_seq: u64,
     input_done: bool,
     cancelled: bool,
+    /// The run-wide brake is on: 5xx answers go back to the queue without a try.
+    braked: bool,
     /// Notifications pushed in, for the conservation check.
     received: u64,
     /// Notifications in a final state.
@@ -226,6 +162,8 @@ pub struct H2State {
     answered: u64,
     outcomes: Vec<Outcome>,
     settled_lines: Vec<(u64, u64)>,
+    /// Lines answered BadDeviceToken: settled once the environment guard allows.
+    held_lines: Vec<(u64, u64)>,
     report: ShardReport,
 }
 
@@ -245,11 +183,13 @@ impl H2State {
             next_seq: 0,
             input_done: false,
             cancelled: false,
+            braked: false,
             received: 0,
             settled: 0,
             answered: 0,
             outcomes: Vec::new(),
             settled_lines: Vec::new(),
+            held_lines: Vec::new(),
             report: ShardReport { shard, ..ShardReport::default() },
         }
     }
@@ -353,9 +293,24 @@ impl H2State {
     }
 
     /// Ranges of input lines the gateway accepted or rejected since the
-    /// last call: what a journal records.
+    /// last call, but for BadDeviceToken (see [`H2State::take_held_lines`]):
+    /// what a journal records.
     pub fn take_settled_lines(&mut self) -> Vec<(u64, u64)> {
         std::mem::take(&mut self.settled_lines)
+    }
+
+    /// Ranges of input lines answered BadDeviceToken since the last call:
+    /// settled only once the run's environment guard has cleared, since a
+    /// list of the other environment's tokens gets nothing else.
+    pub fn take_held_lines(&mut self) -> Vec<(u64, u64)> {
+        std::mem::take(&mut self.held_lines)
+    }
+
+    /// The run-wide brake on a failing service is engaged (`on`) or not:
+    /// while it is, answers of 500 or 503 send the notification back to the
+    /// front of the queue without using a try, since the run pauses as a whole.
+    pub fn set_braked(&mut self, on: bool) {
+        self.braked = on;
     }
 
     /// The counts so far.
@@ -423,3 +378,7 @@ mod state_test;
 #[cfg(test)]
 #[path = "state/conservation_test.rs"]
 mod conservation_test;
+
+#[cfg(test)]
+#[path = "state/stop_test.rs"]
+mod stop_test;

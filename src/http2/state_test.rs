@@ -80,7 +80,8 @@ fn a_rejection_is_final_and_counted_by_apples_reason() {
     let want: BTreeMap<String, u64> = [("BadDeviceToken".into(), 2), ("400".into(), 1), ("413".into(), 1)].into();
     assert_eq!(s.report().rejected, want, "unknown reasons count under their status");
     assert_eq!((s.answered(), s.queued(), s.in_flight()), (4, 0, 0));
-    assert_eq!(s.take_settled_lines(), [(1, 4)]);
+    assert_eq!(s.take_settled_lines(), [(3, 4)]);
+    assert_eq!(s.take_held_lines(), [(1, 2)], "BadDeviceToken waits for the environment guard");
     let outcomes = s.take_outcomes();
     assert!(outcomes.iter().all(|o| o.state == State::Rejected && o.status.is_none()));
     assert_eq!(
@@ -99,7 +100,7 @@ fn a_410_keeps_its_timestamp_for_the_failure_list() {
     let gone =
         Answer::Status { status: 410, reason: Some(ApnsReason::Unregistered), timestamp_ms: Some(1_700_000_000_123) };
     s.on_answer(t1, gone, now);
-    let stray = Answer::Status { status: 400, reason: Some(ApnsReason::BadTopic), timestamp_ms: Some(9) };
+    let stray = Answer::Status { status: 400, reason: Some(ApnsReason::DeviceTokenNotForTopic), timestamp_ms: Some(9) };
     s.on_answer(t2, stray, now);
     let outcomes = s.take_outcomes();
     let o = &outcomes[0];

@@ -62,6 +62,10 @@ pub enum Reason {
     NotSent,
     /// No shard was left to take it.
     EveryShardStopped,
+    /// The run stopped for an answer about the run, not the token, before
+    /// it was sent (or answered); the words name the cause
+    /// (`Apple answered 400 BadTopic`).
+    RunStopped(String),
     /// The input line was not a usable token.
     Skipped(SkipReason),
     /// An HTTP/2 gateway rejected it for good.
@@ -161,6 +165,7 @@ impl fmt::Display for Reason {
             Reason::QueuedForStoppedShard(why) => write!(f, "not sent: {why}"),
             Reason::NotSent => f.write_str("not sent"),
             Reason::EveryShardStopped => f.write_str("not sent: every shard had stopped"),
+            Reason::RunStopped(cause) => write!(f, "not sent: the run stopped: {cause}"),
             Reason::Skipped(skip) => skip.fmt(f),
             Reason::Http2Rejected { reason: Some(reason), .. } => reason.fmt(f),
             Reason::Http2Rejected { status: 410, reason: None, .. } => f.write_str("Unregistered"),

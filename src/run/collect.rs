@@ -5,19 +5,24 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use crate::brakes::EnvGuard;
 use crate::handoff::Event;
 use crate::report::{Counts, ShardReport, State};
 
 use super::{Observer, Progress};
 
 /// Turns shard events into observer calls until every shard is done.
+/// Lines held for the environment guard are settled once it clears, and
+/// when the run ends unless it has tripped.
 pub(super) fn collect(
     events: Receiver<Event>,
     shards: usize,
     observer: &mut dyn Observer,
     read: &AtomicU64,
     started: Instant,
+    guard: &EnvGuard,
 ) -> Vec<ShardReport> {
+    let mut held: Vec<(u64, u64)> = Vec::new();
     let mut latest: Vec<ShardReport> =
         (0..shards).map(|shard| ShardReport { shard, ..ShardReport::default() }).collect();
     let mut done = vec![false; shards];
@@ -45,6 +50,7 @@ pub(super) fn collect(
                 }
             }
             Event::Settled(lines) => observer.settled(&lines),
+            Event::Held(lines) => held.extend(lines),
             Event::Progress(r) => {
                 let shard = r.shard;
                 latest[shard] = r;
@@ -55,10 +61,16 @@ pub(super) fn collect(
                 done[shard] = true;
             }
         }
+        if !held.is_empty() && guard.is_clear() {
+            observer.settled(&std::mem::take(&mut held));
+        }
         if last.elapsed() >= Duration::from_millis(100) {
             observer.progress(&progress(&latest, skipped));
             last = Instant::now();
         }
+    }
+    if guard.finish().is_none() && !held.is_empty() {
+        observer.settled(&held);
     }
     observer.progress(&progress(&latest, skipped));
     debug_assert!(done.iter().all(|d| *d), "a shard ended without its final report");

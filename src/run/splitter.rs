@@ -148,7 +148,8 @@ impl Splitter<'_> {
 
     /// Reports a batch no shard could take.
     fn unsent(&mut self, items: Vec<Item>) {
-        let reason = if self.cancel.load(Ordering::Relaxed) { Reason::Interrupted } else { Reason::EveryShardStopped };
+        let reason =
+            if self.cancel.load(Ordering::Relaxed) { self.brakes.unsent_reason() } else { Reason::EveryShardStopped };
         self.counts.unsent += items.len() as u64;
         let failures =
             items.into_iter().map(|i| Failure::new(i.line, i.token.to_string(), State::Unsent, &reason)).collect();

@@ -15,6 +15,7 @@ use crate::backoff::Backoff;
 use crate::binary::conn::{self, Link};
 use crate::binary::frame::Command;
 use crate::binary::shard::{FrameSpec, Item, Limits, ShardState};
+use crate::brakes::Brakes;
 use crate::error::{Error, GatewayError};
 use crate::handoff::{Doorbell, Event, Inbox};
 use crate::http2::config::Http2Config;
@@ -89,6 +90,7 @@ impl Transport {
         inbox: Inbox<'_, Item>,
         events: Sender<Event>,
         alive: &AtomicBool,
+        brakes: &Brakes,
     ) {
         match (self, waiter) {
             (Transport::Binary { link, spec, limits }, Waiter::Mio(poll)) => {
@@ -102,7 +104,7 @@ impl Transport {
                     backoff_max: link.retry_max,
                     seed: Backoff::seed_for(i),
                 };
-                crate::http2::conn::run_shard(H2State::new(i, retry), link, inbox, notify, events, alive);
+                crate::http2::conn::run_shard(H2State::new(i, retry), link, inbox, notify, events, alive, brakes);
             }
             _ => unreachable!("a waiter is made by its own transport"),
         }

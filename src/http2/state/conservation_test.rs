@@ -22,6 +22,8 @@ enum Step {
     Stale(usize),
     Lost,
     Later(u64),
+    /// The run-wide brake on or off.
+    Brake(bool),
 }
 
 fn answer() -> impl Strategy<Value = Answer> {
@@ -34,6 +36,8 @@ fn answer() -> impl Strategy<Value = Answer> {
         1 => Just(status(500, None)),
         1 => Just(status(503, Some(ApnsReason::Shutdown))),
         1 => Just(status(418, Some(ApnsReason::Other("Teapot".into())))),
+        1 => Just(status(400, Some(ApnsReason::BadTopic))),
+        1 => Just(status(429, Some(ApnsReason::TooManyProviderTokenUpdates))),
         2 => Just(Answer::Refused),
         2 => Just(Answer::InDoubt),
     ]
@@ -46,6 +50,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => any::<usize>().prop_map(Step::Stale),
         1 => Just(Step::Lost),
         1 => (0u64..3000).prop_map(Step::Later),
+        1 => any::<bool>().prop_map(Step::Brake),
     ]
 }
 
@@ -97,6 +102,7 @@ proptest! {
                     answered_once.extend(open.drain(..).map(|(ticket, _)| ticket));
                 }
                 Step::Later(ms) => now += Duration::from_millis(ms),
+                Step::Brake(on) => s.set_braked(on),
             }
             prop_assert_eq!(s.in_flight(), open.len());
         }
@@ -105,8 +111,17 @@ proptest! {
         s.abandon(Reason::Interrupted);
         prop_assert!(!s.has_work());
 
-        let settled: Vec<u64> = s.take_settled_lines().into_iter().flat_map(|(a, b)| a..=b).collect();
+        let held: Vec<u64> = s.take_held_lines().into_iter().flat_map(|(a, b)| a..=b).collect();
+        let mut settled: Vec<u64> = s.take_settled_lines().into_iter().flat_map(|(a, b)| a..=b).collect();
         let outcomes = s.take_outcomes();
+        for line in &held {
+            let bad_token = outcomes.iter().any(|o| {
+                o.item.line == *line
+                    && matches!(&o.reason, Reason::Http2Rejected { reason: Some(ApnsReason::BadDeviceToken), .. })
+            });
+            prop_assert!(bad_token, "only BadDeviceToken lines are held");
+        }
+        settled.extend(held);
         let mut ends: Vec<u64> = settled.clone();
         ends.extend(outcomes.iter().filter(|o| o.state != State::Rejected).map(|o| o.item.line));
         ends.sort_unstable();

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use crate::backoff::Backoff;
 use crate::binary::shard::{Item, Outcome};
 use crate::http2::answer::{ApnsReason, Verdict, describe, verdict};
+use crate::http2::stop::{Shared, StopCause};
 use crate::journal::push_line;
 use crate::report::{Reason, State};
 
@@ -36,7 +37,7 @@ impl H2State {
                 self.in_doubt(entry);
                 Followup::None
             }
-            Answer::Status { status, reason, timestamp_ms } => match verdict(status, reason.as_ref()) {
+            Answer::Status { status, reason, timestamp_ms } => match verdict(status, reason.as_ref(), shared(&entry)) {
                 Verdict::Accepted => {
                     self.accept(entry);
                     Followup::None
@@ -49,6 +50,10 @@ impl H2State {
                     self.again(entry, status, reason.as_ref(), Again::Now);
                     Followup::RenewToken
                 }
+                Verdict::Retry if self.braked && status >= 500 => {
+                    self.queue.push_front(entry);
+                    Followup::None
+                }
                 Verdict::Retry => {
                     self.again(entry, status, reason.as_ref(), Again::After(now));
                     Followup::None
@@ -56,6 +61,20 @@ impl H2State {
                 Verdict::RetryElsewhere => {
                     self.again(entry, status, reason.as_ref(), Again::Now);
                     Followup::CloseConnection
+                }
+                // Not settled, no try used: it ends unsent with the run's
+                // cause (or unconfirmed, if an earlier send is in doubt).
+                Verdict::StopRun => match reason {
+                    Some(reason) => {
+                        self.queue.push_front(entry);
+                        self.cancel();
+                        Followup::StopRun(StopCause::Answer { status, reason })
+                    }
+                    None => unreachable!("only a reason stops the run"),
+                },
+                Verdict::PauseRun => {
+                    self.queue.push_front(entry);
+                    Followup::PauseRun
                 }
             },
         };
@@ -118,7 +137,9 @@ impl H2State {
             // words do not make new counters.
             _ => self.report.reject_as(&status.to_string()),
         }
-        push_line(&mut self.settled_lines, entry.item.line);
+        let lines =
+            if reason == Some(ApnsReason::BadDeviceToken) { &mut self.held_lines } else { &mut self.settled_lines };
+        push_line(lines, entry.item.line);
         self.answered += 1;
         let unregistered_at = if status == 410 { timestamp_ms } else { None };
         self.finish(entry.item, State::Rejected, Reason::Http2Rejected { status, reason, unregistered_at });
@@ -173,5 +194,18 @@ impl H2State {
         }
         self.settled += 1;
         self.outcomes.push(Outcome { item, state, status: None, reason });
+    }
+}
+
+/// Which values of the run `entry`'s request carried: each one its line
+/// did not set (a line's push type brings its own topic and priority).
+fn shared(entry: &Entry) -> Shared {
+    match &entry.item.extras {
+        None => Shared::ALL,
+        Some(own) => Shared {
+            topic: own.headers.topic().is_none() && own.headers.push_type().is_none(),
+            payload: own.payload.is_none(),
+            collapse_id: own.headers.collapse_id().is_none(),
+        },
     }
 }

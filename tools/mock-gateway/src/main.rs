@@ -139,6 +139,13 @@ struct Args {
     /// HTTP/2: seeded random GOAWAYs, drops and delays, drawn per connection.
     #[arg(long, value_name = "SEED")]
     h2_chaos: Option<u64>,
+    /// HTTP/2: answer every request (but the gateway check, to the all-zero
+    /// token) with this reason of Apple's and its status, e.g. BadTopic
+    #[arg(long, value_name = "REASON")]
+    reject_all: Option<String>,
+    /// HTTP/2: with --reject-all, only the first N requests get it
+    #[arg(long, value_name = "N", requires = "reject_all")]
+    reject_first: Option<u64>,
 }
 
 fn parse_rate(s: &str) -> Result<f64, String> {
@@ -192,6 +199,8 @@ fn run(args: Args) -> Result<(), String> {
             drop_after: args.drop_after,
             delay: Duration::from_millis(args.delay_ms),
             chaos: args.h2_chaos.map(H2Chaos::new),
+            reject_all: args.reject_all,
+            reject_first: args.reject_first,
             ..Http2Config::default()
         },
         ..Config::default()

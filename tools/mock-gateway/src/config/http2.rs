@@ -63,6 +63,17 @@ pub struct Http2Config {
     pub drop_after: Option<u64>,
     /// Hold each answer this long.
     pub delay: Duration,
+    /// Answer every request with this reason of Apple's (`"BadTopic"`) and
+    /// its status, after the route is read: what a run-level mistake (a
+    /// wrong topic, a revoked key) looks like to a sender. The gateway check
+    /// (the all-zero device token) still gets its BadDeviceToken, so that a
+    /// sender's run reaches the answers. An unknown name makes
+    /// [`crate::Http2Gateway::start`] fail.
+    pub reject_all: Option<String>,
+    /// With `reject_all`: only the first N requests (gateway checks not
+    /// counted) get it, then the gateway answers as usual: a passing storm
+    /// of 503s, or Apple refusing a token update for a while.
+    pub reject_first: Option<u64>,
     /// Randomised faults, a different draw for every connection.
     pub chaos: Option<H2Chaos>,
     /// Keep what the last accepted request for each token carried (its
@@ -89,6 +100,8 @@ impl Default for Http2Config {
             goaway_shutdown: false,
             drop_after: None,
             delay: Duration::ZERO,
+            reject_all: None,
+            reject_first: None,
             chaos: None,
             record_requests: false,
         }

@@ -290,10 +290,17 @@ fn finish(conn: &Conn) {
 }
 
 /// Apple's checks in order: route, duplicate headers, authentication, the
-/// `apns-*` headers, topic, payload, then the seeded faults.
+/// `apns-*` headers, topic, payload, then the seeded faults; `reject_all`
+/// right after the route.
 fn judge(conn: &Conn, parts: &Parts, body: &[u8], found: &mut Found) -> Result<[u8; 32], Reason> {
     let state = &conn.state;
     let token = request::route(&parts.method, parts.uri.path())?;
+    if let Some(reason) = state.reject_all
+        && token != [0; 32]
+        && state.config.http2.reject_first.is_none_or(|n| state.rejected_all.fetch_add(1, Ordering::SeqCst) < n)
+    {
+        return Err(reason);
+    }
     request::duplicates(&parts.headers)?;
     let with_token = match parts.headers.get(header::AUTHORIZATION) {
         Some(a) => {

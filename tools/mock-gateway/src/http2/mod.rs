@@ -63,6 +63,10 @@ pub(crate) struct State {
     pub ids: AtomicU64,
     /// The last accepted request per token (with `record_requests`).
     pub requests: Mutex<HashMap<[u8; 32], AcceptedRequest>>,
+    /// `reject_all`'s reason, parsed.
+    pub reject_all: Option<reason::Reason>,
+    /// Requests given `reject_all`'s reason so far.
+    pub rejected_all: AtomicU64,
 }
 
 /// What an accepted request carried besides its token: the headers that a
@@ -115,13 +119,20 @@ impl Http2Gateway {
     ///
     /// # Errors
     /// Binding fails, the PKI does not load, `delivered_log` cannot be
-    /// created, or the runtime cannot start.
+    /// created, the runtime cannot start, or `reject_all` names no reason
+    /// of Apple's.
     pub fn start(config: &Config, pki: &Pki, addr: SocketAddr) -> io::Result<Http2Handle> {
         let std_listener = std::net::TcpListener::bind(addr)?;
         std_listener.set_nonblocking(true)?;
         let addr = std_listener.local_addr()?;
         let acceptor = server::acceptor(pki, config.tls12_only).map_err(io::Error::other)?;
         let h = &config.http2;
+        let reject_all = h
+            .reject_all
+            .as_deref()
+            .map(reason::Reason::parse)
+            .transpose()
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("reject_all: {e}")))?;
         let auth = auth::Auth::new(pki, h.clock_offset_secs, h.limit_token_updates).map_err(io::Error::other)?;
         let log = config.delivered_log.as_deref().map(std::fs::File::create).transpose()?;
         let state = Arc::new(State {
@@ -134,6 +145,8 @@ impl Http2Gateway {
             valid_tokens: AtomicU64::new(0),
             ids: AtomicU64::new(0),
             requests: Mutex::new(HashMap::new()),
+            reject_all,
+            rejected_all: AtomicU64::new(0),
             config: config.clone(),
         });
         let rt = tokio::runtime::Builder::new_multi_thread()

@@ -19,32 +19,97 @@ pub(crate) enum Reason {
     MissingTopic,
     PayloadEmpty,
     TopicDisallowed,
+    IdleTimeout,
+    BadCertificate,
+    BadCertificateEnvironment,
+    Forbidden,
+    UnrelatedKeyIdInToken,
     ExpiredProviderToken,
     InvalidProviderToken,
     MissingProviderToken,
     BadPath,
     MethodNotAllowed,
+    ExpiredToken,
     Unregistered,
     PayloadTooLarge,
     TooManyProviderTokenUpdates,
     TooManyRequests,
     InternalServerError,
     ServiceUnavailable,
+    Shutdown,
 }
 
+/// Every reason, for [`Reason::parse`].
+/// The mock's own `BadPayload` comes last, out of the list an error shows.
+const ALL: [Reason; 32] = {
+    use Reason::*;
+    [
+        BadCollapseId,
+        BadDeviceToken,
+        BadExpirationDate,
+        BadMessageId,
+        BadPriority,
+        BadTopic,
+        DeviceTokenNotForTopic,
+        DuplicateHeaders,
+        InvalidPushType,
+        MissingDeviceToken,
+        MissingTopic,
+        PayloadEmpty,
+        TopicDisallowed,
+        IdleTimeout,
+        BadCertificate,
+        BadCertificateEnvironment,
+        Forbidden,
+        UnrelatedKeyIdInToken,
+        ExpiredProviderToken,
+        InvalidProviderToken,
+        MissingProviderToken,
+        BadPath,
+        MethodNotAllowed,
+        ExpiredToken,
+        Unregistered,
+        PayloadTooLarge,
+        TooManyProviderTokenUpdates,
+        TooManyRequests,
+        InternalServerError,
+        ServiceUnavailable,
+        Shutdown,
+        BadPayload,
+    ]
+};
+
 impl Reason {
+    /// The reason Apple spells `name`.
+    ///
+    /// # Errors
+    /// A name that is none of Apple's reasons (nor the mock's `BadPayload`),
+    /// with the list of those it knows.
+    pub(crate) fn parse(name: &str) -> Result<Reason, String> {
+        ALL.iter().copied().find(|r| r.as_str() == name).ok_or_else(|| {
+            let known: Vec<&str> = ALL[..ALL.len() - 1].iter().map(|r| r.as_str()).collect();
+            format!("{name:?} is not one of Apple's reasons ({})", known.join(", "))
+        })
+    }
+
     /// The HTTP status Apple answers it with.
     pub(crate) fn status(self) -> u16 {
         use Reason::*;
         match self {
-            ExpiredProviderToken | InvalidProviderToken | MissingProviderToken => 403,
+            BadCertificate
+            | BadCertificateEnvironment
+            | Forbidden
+            | UnrelatedKeyIdInToken
+            | ExpiredProviderToken
+            | InvalidProviderToken
+            | MissingProviderToken => 403,
             BadPath => 404,
             MethodNotAllowed => 405,
-            Unregistered => 410,
+            ExpiredToken | Unregistered => 410,
             PayloadTooLarge => 413,
             TooManyProviderTokenUpdates | TooManyRequests => 429,
             InternalServerError => 500,
-            ServiceUnavailable => 503,
+            ServiceUnavailable | Shutdown => 503,
             _ => 400,
         }
     }
@@ -67,17 +132,24 @@ impl Reason {
             MissingTopic => "MissingTopic",
             PayloadEmpty => "PayloadEmpty",
             TopicDisallowed => "TopicDisallowed",
+            IdleTimeout => "IdleTimeout",
+            BadCertificate => "BadCertificate",
+            BadCertificateEnvironment => "BadCertificateEnvironment",
+            Forbidden => "Forbidden",
+            UnrelatedKeyIdInToken => "UnrelatedKeyIdInToken",
             ExpiredProviderToken => "ExpiredProviderToken",
             InvalidProviderToken => "InvalidProviderToken",
             MissingProviderToken => "MissingProviderToken",
             BadPath => "BadPath",
             MethodNotAllowed => "MethodNotAllowed",
+            ExpiredToken => "ExpiredToken",
             Unregistered => "Unregistered",
             PayloadTooLarge => "PayloadTooLarge",
             TooManyProviderTokenUpdates => "TooManyProviderTokenUpdates",
             TooManyRequests => "TooManyRequests",
             InternalServerError => "InternalServerError",
             ServiceUnavailable => "ServiceUnavailable",
+            Shutdown => "Shutdown",
         }
     }
 
@@ -88,5 +160,22 @@ impl Reason {
         } else {
             format!(r#"{{"reason":"{}"}}"#, self.as_str())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_parses_back_with_apples_status() {
+        for r in ALL {
+            assert_eq!(Reason::parse(r.as_str()), Ok(r));
+        }
+        assert_eq!(Reason::parse("BadTopic").map(Reason::status), Ok(400));
+        assert_eq!(Reason::parse("BadCertificateEnvironment").map(Reason::status), Ok(403));
+        assert_eq!(Reason::parse("Shutdown").map(Reason::status), Ok(503));
+        let e = Reason::parse("badtopic").unwrap_err();
+        assert!(e.contains("\"badtopic\" is not one of Apple's reasons") && e.contains("BadTopic"), "{e}");
     }
 }

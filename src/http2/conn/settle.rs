@@ -1,0 +1,78 @@
+//! What the driver does with an answer besides giving it to the state: the
+//! run-wide brakes (the guard, the stop, the pauses), the token's renewal,
+//! and the lines it hands to the run.
+
+use std::time::Instant;
+
+use crossbeam_channel::Sender;
+
+use super::super::answer::ApnsReason;
+use super::super::jwt::RenewError;
+use super::super::link::{Authorization, H2Link};
+use super::super::state::{Answer, Followup, H2State, Ticket};
+use super::super::stop::StopCause;
+use crate::brakes::Brakes;
+use crate::handoff::{Event, flush_outcomes};
+
+/// Gives `result` to the state and acts on what follows for the run; the
+/// reason to stop sending on this connection, if there is one.
+pub(super) fn settle(
+    state: &mut H2State,
+    brakes: &Brakes,
+    link: &H2Link,
+    auth: &mut Option<Authorization>,
+    ticket: Ticket,
+    result: Answer,
+    now: Instant,
+) -> Option<String> {
+    let bad_token = matches!(&result, Answer::Status { reason: Some(ApnsReason::BadDeviceToken), .. });
+    if let Answer::Status { status, reason, .. } = &result {
+        state.set_braked(brakes.on_status(*status, reason.as_ref(), now));
+    }
+    let answered = state.answered();
+    let followup = state.on_answer(ticket, result, now);
+    if state.answered() > answered
+        && let Some(tripped) = brakes.guard.observe(bad_token)
+    {
+        brakes.stop_run(StopCause::WrongEnvironment { bad: tripped.bad, of: tripped.of });
+    }
+    match followup {
+        Followup::None => {}
+        Followup::RenewToken => {
+            if let Some(cause) = renew(link, auth) {
+                brakes.stop_run(cause);
+            }
+        }
+        Followup::CloseConnection => return Some("the gateway is shutting down".into()),
+        Followup::StopRun(cause) => brakes.stop_run(cause),
+        Followup::PauseRun => brakes.on_token_refused(now),
+    }
+    None
+}
+
+/// Sends what a shard settled since the last call, BadDeviceToken lines as
+/// the environment guard allows: settled once it has cleared, held by the
+/// run while it is undecided, dropped once it has tripped.
+pub(super) fn flush(state: &mut H2State, events: &Sender<Event>, brakes: &Brakes) {
+    flush_outcomes(state, events);
+    let held = state.take_held_lines();
+    if held.is_empty() || brakes.guard.is_tripped() {
+        return;
+    }
+    let _ = events.send(if brakes.guard.is_clear() { Event::Settled(held) } else { Event::Held(held) });
+}
+
+/// Renews the shared token after Apple called the one in use expired; the
+/// cause to stop the run for when it cannot be renewed (every request
+/// would get the same answer).
+fn renew(link: &H2Link, auth: &mut Option<Authorization>) -> Option<StopCause> {
+    let (Some(shared), Some(held)) = (&link.token, auth.as_ref()) else { return None };
+    match shared.renew_after_expired(held.token()) {
+        Ok(token) => {
+            *auth = Some(Authorization::new(token));
+            None
+        }
+        Err(RenewError::ClockWrong { age_secs }) => Some(StopCause::ClockWrong { age_secs }),
+        Err(RenewError::Fixed) => Some(StopCause::FixedTokenExpired),
+    }
+}
