@@ -7,8 +7,9 @@
 //!
 //! ```text
 //!   input ─▶ queue ──next_request()──▶ in flight (by Ticket) ──on_answer()──▶ 200: accepted
-//!             ▲  ▲                          │                               400/410/413…: rejected
-//!             │  └── front: refused, in doubt, expired token, Shutdown ─────┤
+//!             ▲  ▲ ▲                        │                               400/410/413…: rejected
+//!             │  │ └ back: in doubt ────────┤
+//!             │  └── front: refused, expired token, Shutdown ───────────────┤
 //!             └───── retries (due at a time): 429, 500, 503 ◀───────────────┘
 //! ```
 //!

@@ -83,11 +83,11 @@ impl H2State {
     }
 
     /// The connection is gone: every send still in flight is in doubt, as
-    /// with [`Answer::InDoubt`]; they go to the front of the queue in the
+    /// with [`Answer::InDoubt`]; they go to the back of the queue in the
     /// order they were sent.
     pub fn on_connection_lost(&mut self, _now: Instant) {
         let mut lost: Vec<(u64, Entry)> = self.in_flight.drain().collect();
-        lost.sort_unstable_by_key(|(ticket, _)| std::cmp::Reverse(*ticket));
+        lost.sort_unstable_by_key(|(ticket, _)| *ticket);
         for (_, entry) in lost {
             self.in_doubt(entry);
         }
@@ -146,6 +146,12 @@ impl H2State {
     }
 
     /// Sent and not answered: in doubt, and sent again unless it had all its tries.
+    ///
+    /// It goes to the back of the queue, behind what is waiting: a lost
+    /// connection takes every stream open on it, so sending that same group
+    /// first again would put it all on the next connection's first streams,
+    /// and one more early loss would cost each of them another try; behind
+    /// fresh work, a run of bad connections spreads its losses over the list.
     fn in_doubt(&mut self, mut entry: Entry) {
         entry.item.doubt = true;
         entry.tries += 1;
@@ -153,7 +159,7 @@ impl H2State {
             let tries = entry.tries;
             self.finish(entry.item, State::Unconfirmed, Reason::Http2InDoubt { tries });
         } else {
-            self.queue.push_front(entry);
+            self.queue.push_back(entry);
         }
     }
 
