@@ -77,8 +77,9 @@ impl Brakes {
     /// run's cancel flag. The first cause is the one kept.
     pub(crate) fn stop_run(&self, cause: StopCause) {
         let line = cause.to_string();
+        // The command says it when the run ends; the log says when.
         if self.stop.set(cause).is_ok() {
-            log::error!("stopping the run: {line}");
+            log::info!("stopping the run: {line}");
         }
         self.cancel.store(true, Ordering::Relaxed);
     }

@@ -62,6 +62,9 @@ pub struct Progress {
     pub reconnects: u64,
     /// Time since the run started.
     pub elapsed: Duration,
+    /// An answer about the run (not a token) has stopped it: what is in
+    /// flight is being confirmed, nothing more is sent.
+    pub stopping: bool,
 }
 
 /// Receives what happens during a run, on the caller's thread.
@@ -193,7 +196,7 @@ impl Blaster {
                 .spawn_scoped(scope, move || splitter.run(input))
                 .expect("the OS refused a thread");
             drop(event_tx);
-            let mut shard_reports = collect(event_rx, n, observer, &read, started, &brakes.guard);
+            let mut shard_reports = collect(event_rx, n, observer, &read, started, brakes);
             if let Some(tripped) = brakes.guard.finish() {
                 // Tripped at the end (a short list): nothing is left to stop,
                 // but the run ends as stopped all the same.

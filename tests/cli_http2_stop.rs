@@ -23,11 +23,16 @@ fn h2_gateway(config: Config) -> Http2Handle {
 
 /// `send --api http2` to `gw` with the mock's `.p8` key, team id and topic.
 fn h2_args(gw: &Http2Handle, tokens: &str, extra: &[&str]) -> Vec<String> {
+    h2_args_for(gw, pki().bundle_id(), tokens, extra)
+}
+
+/// As [`h2_args`], with `topic`.
+fn h2_args_for(gw: &Http2Handle, topic: &str, tokens: &str, extra: &[&str]) -> Vec<String> {
     let p = pki();
     let mut a = args(&["send", "--api", "http2", "--tokens", tokens, "--gateway"]);
     a.push(format!("127.0.0.1:{}", gw.addr().port()));
     a.extend(args(&["--ca", &path(&p.ca_path()), "--response-timeout", "5", "--max-backoff", "0.2"]));
-    a.extend(args(&["--auth-key", &path(&p.auth_key_path()), "--team-id", p.team_id(), "--topic", p.bundle_id()]));
+    a.extend(args(&["--auth-key", &path(&p.auth_key_path()), "--team-id", p.team_id(), "--topic", topic]));
     a.extend(args(&["--alert", "hi", "--shards", "2", "--streams", "20"]));
     a.extend(args(extra));
     a
@@ -109,4 +114,19 @@ fn a_list_of_the_other_environment_stops_and_lists_no_invalid_tokens_unless_allo
     assert_eq!(gw.stop().rejected_for("BadDeviceToken"), 1_500, "the rerun sent every token");
     assert_eq!(std::fs::read_to_string(&invalid).unwrap().lines().count(), 1_500);
     assert_eq!(settled(&journal), 1_500);
+}
+
+#[test]
+fn a_wrong_topic_the_gateway_check_meets_stops_before_the_list_saying_what_to_fix() {
+    let dir = Dir::new();
+    let list = dir.file("tokens.txt", &list(&tokens(10, 33)));
+    let gw = h2_gateway(Config::default());
+    let r = run(&h2_args_for(&gw, &format!("{}.voip", pki().bundle_id()), &list, &[]), None);
+    assert_eq!(r.code, 2, "the run could not start: {r:?}");
+    assert!(
+        r.stderr.contains("400 BadTopic: the topic is not an app of this key or certificate; check --topic"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(gw.stop().accepted, 0);
 }

@@ -32,6 +32,9 @@ pub struct ProgressView {
     /// Known number of tokens (generated lists).
     total: Option<u64>,
     cancel: Arc<AtomicBool>,
+    /// Updates seen with the cancel flag set (a stop sets it just after
+    /// its cause, so the note waits one update to tell the two apart).
+    cancelled_for: u8,
     told_cancel: bool,
 }
 
@@ -48,7 +51,7 @@ impl ProgressView {
         } else {
             Mode::Lines { last: Instant::now() }
         };
-        ProgressView { mode, size, bytes, total: None, cancel, told_cancel: false }
+        ProgressView { mode, size, bytes, total: None, cancel, cancelled_for: 0, told_cancel: false }
     }
 
     /// The list has exactly `n` tokens (a generated list).
@@ -84,10 +87,18 @@ impl ProgressView {
 
     /// Called by the run's observer about ten times a second.
     pub fn update(&mut self, p: &Progress) {
-        if self.cancel.load(Ordering::Relaxed) && !self.told_cancel {
+        if self.cancel.load(Ordering::Relaxed) {
+            self.cancelled_for = self.cancelled_for.saturating_add(1);
+        }
+        if (p.stopping || self.cancelled_for > 1) && !self.told_cancel {
             self.told_cancel = true;
-            let text = "apnsblast: interrupted: not writing any more; confirming what is in flight \
-                        (Ctrl-C again to quit at once, losing the report)";
+            let text = if p.stopping {
+                "apnsblast: stopping: Apple gave an answer about the whole run (said at the end); confirming what \
+                 is in flight (Ctrl-C again to quit at once, losing the report)"
+            } else {
+                "apnsblast: interrupted: not writing any more; confirming what is in flight \
+                 (Ctrl-C again to quit at once, losing the report)"
+            };
             match &self.mode {
                 Mode::Quiet => eprintln!("{text}"),
                 _ => self.note(text),

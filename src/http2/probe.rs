@@ -12,6 +12,7 @@ use super::conn::read_answer;
 use super::connect::connect;
 use super::link::H2Link;
 use super::state::Answer;
+use super::stop::{Shared, StopCause, is_run_level};
 use crate::error::GatewayError;
 use crate::session::check_until_settled;
 use crate::token::DeviceToken;
@@ -56,6 +57,11 @@ async fn ask(link: &H2Link, sender: h2::client::SendRequest<bytes::Bytes>) -> Re
         Answer::Status { status: 400, reason: Some(ApnsReason::BadDeviceToken), .. } => Ok(()),
         Answer::Status { status: 403, reason, .. } => {
             Err(GatewayError::Forbidden { reason: reason.map_or_else(|| "(no reason)".into(), |r| r.to_string()) })
+        }
+        // An answer about the run says what to fix, as it would mid-run.
+        Answer::Status { status, reason: Some(reason), .. } if is_run_level(status, &reason, Shared::ALL) => {
+            let fix = StopCause::Answer { status, reason: reason.clone() }.fix();
+            Err(GatewayError::Unexpected { status, reason: format!("{reason}: {fix}") })
         }
         Answer::Status { status, reason, .. } => Err(GatewayError::Unexpected {
             status,

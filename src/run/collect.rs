@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use crate::brakes::EnvGuard;
+use crate::brakes::Brakes;
 use crate::handoff::Event;
 use crate::report::{Counts, ShardReport, State};
 
@@ -20,8 +20,9 @@ pub(super) fn collect(
     observer: &mut dyn Observer,
     read: &AtomicU64,
     started: Instant,
-    guard: &EnvGuard,
+    brakes: &Brakes,
 ) -> Vec<ShardReport> {
+    let guard = &brakes.guard;
     let mut held: Vec<(u64, u64)> = Vec::new();
     let mut latest: Vec<ShardReport> =
         (0..shards).map(|shard| ShardReport { shard, ..ShardReport::default() }).collect();
@@ -37,6 +38,7 @@ pub(super) fn collect(
             failed: skipped + c.rejected_total() + c.unconfirmed + c.unsent,
             reconnects: c.reconnects,
             elapsed: started.elapsed(),
+            stopping: brakes.stop_cause().is_some(),
         }
     };
     for event in events {
