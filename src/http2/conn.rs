@@ -125,8 +125,9 @@ async fn run(state: &mut H2State, shard: &Shard<'_>, alive: &AtomicBool) {
                 });
                 let end = drive(state, shard, sender, ping).await;
                 task.abort();
-                state.on_connection_lost(Instant::now());
-                session.on_connection_end(if state.answered() > answered { Ok(()) } else { Err(end) })
+                let answered = state.answered() > answered;
+                state.on_connection_lost(answered, Instant::now());
+                session.on_connection_end(if answered { Ok(()) } else { Err(end) })
             }
             Err(e) => {
                 state.report_mut().failed_connects += 1;

@@ -8,10 +8,13 @@
 //! ```text
 //!   input ─▶ queue ──next_request()──▶ in flight (by Ticket) ──on_answer()──▶ 200: accepted
 //!             ▲  ▲ ▲                        │                               400/410/413…: rejected
-//!             │  │ └ back: in doubt ────────┤
+//!             │  │ └ back: in doubt* ───────┤
 //!             │  └── front: refused, expired token, Shutdown ───────────────┤
 //!             └───── retries (due at a time): 429, 500, 503 ◀───────────────┘
 //! ```
+//!
+//! \* At the front instead when its connection answered nothing (see
+//! [`H2State::on_connection_lost`]).
 //!
 //! A *try* is a send that got an answer other than "refused": a notification
 //! gets at most [`RetryPolicy::max_tries`] of them, then ends unconfirmed,

@@ -256,7 +256,7 @@ fn a_lost_connection_puts_everything_in_flight_in_doubt_behind_what_waits() {
     let mut s = state(5, 5);
     let sent: Vec<_> = (0..3).map(|_| send(&mut s, now).unwrap()).collect();
     s.on_answer(sent[1].1, ok(), now);
-    s.on_connection_lost(now);
+    s.on_connection_lost(true, now);
     assert_eq!((s.in_flight(), s.queued()), (0, 4));
     let order: Vec<u64> = (0..4).map(|_| send(&mut s, now).unwrap().0).collect();
     assert_eq!(order, [4, 5, 1, 3], "fresh work first, then the lost sends in the order they were sent");
@@ -265,12 +265,27 @@ fn a_lost_connection_puts_everything_in_flight_in_doubt_behind_what_waits() {
     s.on_answer(sent[2].1, status(400, Some(ApnsReason::BadTopic)), now);
     s.on_answer(sent[1].1, ok(), now);
     assert_eq!((s.report().accepted, s.report().rejected_total(), s.in_flight()), (1, 0, 4));
-    s.on_connection_lost(now);
+    s.on_connection_lost(false, now);
     s.abandon(Reason::Interrupted);
     let mut states: Vec<(u64, State)> = s.take_outcomes().iter().map(|o| (o.item.line, o.state)).collect();
     states.sort_by_key(|(line, _)| *line);
     let want = [(1, State::Unconfirmed), (3, State::Unconfirmed), (4, State::Unconfirmed), (5, State::Unconfirmed)];
     assert_eq!(states, want, "each was sent and never answered");
+}
+
+#[test]
+fn a_connection_lost_before_any_answer_sends_the_same_ones_first_again() {
+    let now = Instant::now();
+    let mut s = state(4, 5);
+    let first: Vec<u64> = (0..2).map(|_| send(&mut s, now).unwrap().0).collect();
+    s.on_connection_lost(false, now);
+    let again: Vec<u64> = (0..2).map(|_| send(&mut s, now).unwrap().0).collect();
+    assert_eq!((first, again), (vec![1, 2], vec![1, 2]), "the same two, in order, before lines 3 and 4");
+    s.on_connection_lost(false, now);
+    assert_eq!(s.queued(), 4);
+    let (_, ticket, _) = send(&mut s, now).unwrap();
+    s.on_answer(ticket, ok(), now);
+    assert_eq!((s.report().accepted, s.report().possibly_duplicated), (1, 1), "sent three times, declared once");
 }
 
 #[test]

@@ -20,7 +20,8 @@ enum Step {
     Answer(usize, Answer),
     /// Answer a ticket a second time.
     Stale(usize),
-    Lost,
+    /// The connection is lost; whether it had answered anything.
+    Lost(bool),
     Later(u64),
     /// The run-wide brake on or off.
     Brake(bool),
@@ -48,7 +49,7 @@ fn step() -> impl Strategy<Value = Step> {
         3 => (1usize..8).prop_map(Step::Send),
         6 => (any::<usize>(), answer()).prop_map(|(i, a)| Step::Answer(i, a)),
         1 => any::<usize>().prop_map(Step::Stale),
-        1 => Just(Step::Lost),
+        1 => any::<bool>().prop_map(Step::Lost),
         1 => (0u64..3000).prop_map(Step::Later),
         1 => any::<bool>().prop_map(Step::Brake),
     ]
@@ -96,8 +97,8 @@ proptest! {
                     s.on_answer(answered_once[i % answered_once.len()], ok(), now);
                     prop_assert_eq!(before, (s.report().clone(), s.queued(), s.in_flight()));
                 }
-                Step::Lost => {
-                    s.on_connection_lost(now);
+                Step::Lost(answered) => {
+                    s.on_connection_lost(answered, now);
                     doubted.extend(open.iter().map(|(_, line)| *line));
                     answered_once.extend(open.drain(..).map(|(ticket, _)| ticket));
                 }
@@ -106,7 +107,7 @@ proptest! {
             }
             prop_assert_eq!(s.in_flight(), open.len());
         }
-        s.on_connection_lost(now);
+        s.on_connection_lost(true, now);
         doubted.extend(open.iter().map(|(_, line)| *line));
         s.abandon(Reason::Interrupted);
         prop_assert!(!s.has_work());

@@ -33,8 +33,12 @@ impl H2State {
                 self.queue.push_front(entry);
                 Followup::None
             }
+            // A stream reset on a connection that goes on: behind fresh
+            // work, as for a connection lost after answering.
             Answer::InDoubt => {
-                self.in_doubt(entry);
+                if let Some(entry) = self.in_doubt(entry) {
+                    self.queue.push_back(entry);
+                }
                 Followup::None
             }
             Answer::Status { status, reason, timestamp_ms } => match verdict(status, reason.as_ref(), shared(&entry)) {
@@ -83,13 +87,31 @@ impl H2State {
     }
 
     /// The connection is gone: every send still in flight is in doubt, as
-    /// with [`Answer::InDoubt`]; they go to the back of the queue in the
-    /// order they were sent.
-    pub fn on_connection_lost(&mut self, _now: Instant) {
+    /// with [`Answer::InDoubt`], in the order they were sent.
+    ///
+    /// Where they wait depends on `answered`, whether the connection
+    /// answered anything. A connection that did, and then died, is a fault
+    /// that may strike again: its sends go behind fresh work, because sent
+    /// first again they would fill the next connection's first streams and
+    /// one more early loss would cost each of them another try, where
+    /// behind the queue a run of bad connections spreads its losses over
+    /// the list. A connection that answered nothing puts fresh work at no
+    /// better chance: its sends go first again, so that a gateway which
+    /// never answers keeps the same few in doubt instead of a new few on
+    /// every connection.
+    pub fn on_connection_lost(&mut self, answered: bool, _now: Instant) {
         let mut lost: Vec<(u64, Entry)> = self.in_flight.drain().collect();
         lost.sort_unstable_by_key(|(ticket, _)| *ticket);
+        let mut again = Vec::with_capacity(lost.len());
         for (_, entry) in lost {
-            self.in_doubt(entry);
+            again.extend(self.in_doubt(entry));
+        }
+        if answered {
+            self.queue.extend(again);
+        } else {
+            for entry in again.into_iter().rev() {
+                self.queue.push_front(entry);
+            }
         }
         self.check_conservation();
     }
@@ -145,21 +167,18 @@ impl H2State {
         self.finish(entry.item, State::Rejected, Reason::Http2Rejected { status, reason, unregistered_at });
     }
 
-    /// Sent and not answered: in doubt, and sent again unless it had all its tries.
-    ///
-    /// It goes to the back of the queue, behind what is waiting: a lost
-    /// connection takes every stream open on it, so sending that same group
-    /// first again would put it all on the next connection's first streams,
-    /// and one more early loss would cost each of them another try; behind
-    /// fresh work, a run of bad connections spreads its losses over the list.
-    fn in_doubt(&mut self, mut entry: Entry) {
+    /// Sent and not answered: in doubt, and returned to be sent again
+    /// unless it had all its tries.
+    #[must_use]
+    fn in_doubt(&mut self, mut entry: Entry) -> Option<Entry> {
         entry.item.doubt = true;
         entry.tries += 1;
         if entry.tries >= self.policy.max_tries {
             let tries = entry.tries;
             self.finish(entry.item, State::Unconfirmed, Reason::Http2InDoubt { tries });
+            None
         } else {
-            self.queue.push_back(entry);
+            Some(entry)
         }
     }
 
