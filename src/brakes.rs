@@ -1,5 +1,5 @@
 //! What every shard of a run shares beyond its input: the run's stop and
-//! its cause, the environment guard, and the run-wide pauses (Apple's limit
+//! its cause, the guards against a list that does not fit the run, and the run-wide pauses (Apple's limit
 //! on token updates, the brake on a failing service).
 //!
 //! Shards look at it on every answer, so the common case is one relaxed
@@ -20,7 +20,7 @@ use crate::http2::config::{Brake, Http2Config};
 use crate::http2::stop::StopCause;
 use crate::report::Reason;
 
-pub(crate) use guard::EnvGuard;
+pub(crate) use guard::Guards;
 
 /// Pauses for 429 TooManyProviderTokenUpdates with no notification accepted
 /// in between, before the run stops: the refusals are then not passing.
@@ -31,8 +31,8 @@ const TOKEN_PAUSES: u32 = 3;
 pub(crate) struct Brakes {
     cancel: Arc<AtomicBool>,
     stop: OnceLock<StopCause>,
-    /// The environment guard.
-    pub(crate) guard: EnvGuard,
+    /// The guards against a list of the other environment or another app.
+    pub(crate) guard: Guards,
     brake: Brake,
     token_pause: Duration,
     /// The clock's zero for the deadlines below.
@@ -60,7 +60,7 @@ impl Brakes {
         Brakes {
             cancel,
             stop: OnceLock::new(),
-            guard: EnvGuard::new(http2.is_some_and(|h| h.environment_guard)),
+            guard: Guards::new(http2.is_some_and(|h| h.environment_guard)),
             brake: h2.brake,
             token_pause: h2.token_update_pause,
             base: Instant::now(),

@@ -30,7 +30,6 @@ use crate::binary::shard::Item;
 use crate::brakes::Brakes;
 use crate::error::Error;
 use crate::handoff::{Doorbell, Event, Inbox};
-use crate::http2::stop::StopCause;
 use crate::input::Record;
 use crate::journal::LineSet;
 use crate::report::{Failure, Reason, Report, State, Stopped};
@@ -197,10 +196,10 @@ impl Blaster {
                 .expect("the OS refused a thread");
             drop(event_tx);
             let mut shard_reports = collect(event_rx, n, observer, &read, started, brakes);
-            if let Some(tripped) = brakes.guard.finish() {
+            if let Some(cause) = brakes.guard.finish() {
                 // Tripped at the end (a short list): nothing is left to stop,
                 // but the run ends as stopped all the same.
-                brakes.stop_run(StopCause::WrongEnvironment { bad: tripped.bad, of: tripped.of });
+                brakes.stop_run(cause);
             }
             // Every shard and the splitter have stopped: batches a stopped or
             // cancelled shard never took are unsent.
@@ -230,7 +229,7 @@ impl Blaster {
             report.stopped = brakes.stop_cause().map(|cause| Stopped {
                 cause: cause.cause(),
                 fix: cause.fix(),
-                wrong_environment: brakes.guard.is_tripped(),
+                wrong_environment: brakes.guard.wrong_environment(),
             });
             report
         })

@@ -116,6 +116,34 @@ fn a_list_of_the_other_environment_stops_and_lists_no_invalid_tokens_unless_allo
     assert_eq!(settled(&journal), 1_500);
 }
 
+/// With token auth one key serves every app of the team, so another app's
+/// bundle id passes as a topic and Apple answers DeviceTokenNotForTopic for
+/// each token: the guard stops the run before a journal settles the list.
+#[test]
+fn another_apps_topic_stops_with_nothing_settled_and_the_corrected_rerun_sends_every_token_once() {
+    let dir = Dir::new();
+    let list = dir.file("tokens.txt", &list(&tokens(1_500, 34)));
+    let (journal, report) = (dir.at("journal"), dir.at("report.json"));
+    let gw = h2_gateway(Config::default());
+    let r = run(&h2_args_for(&gw, "org.example.other", &list, &["--journal", &journal, "--report", &report]), None);
+    assert_eq!(r.code, 1, "{r:?}");
+    let stop = r.stderr.lines().find(|l| l.starts_with("apnsblast: stopped: ")).expect("a stop line");
+    assert!(stop.contains("DeviceTokenNotForTopic") && stop.contains("--topic"), "{stop}");
+    let stats = gw.stop();
+    assert!(stats.rejected_for("DeviceTokenNotForTopic") < 1_000, "stopped early: {stats:?}");
+    let rep = read_report(&report);
+    assert!(rep.stopped.as_ref().is_some_and(|s| !s.wrong_environment), "{rep:#?}");
+    assert_eq!((rep.accepted, rep.unaccounted()), (0, 0), "{rep:#?}");
+    assert_eq!(settled(&journal), 0, "none of the DeviceTokenNotForTopic answers is settled");
+
+    let gw = h2_gateway(Config::default());
+    let r = run(&h2_args(&gw, &list, &["--journal", &journal]), None);
+    assert_eq!(r.code, 0, "{r:?}");
+    let stats = gw.stop();
+    assert_eq!((stats.accepted, stats.distinct_tokens, stats.duplicates), (1_500, 1_500, 0), "{stats:?}");
+    assert_eq!(settled(&journal), 1_500);
+}
+
 #[test]
 fn a_wrong_topic_the_gateway_check_meets_stops_before_the_list_saying_what_to_fix() {
     let dir = Dir::new();

@@ -139,9 +139,10 @@ pub struct Http2Args {
     #[arg(long, value_name = "N", default_value_t = Http2Config::default().streams)]
     pub streams: usize,
     /// Send on when most of the first answers are BadDeviceToken (a list
-    /// known to be stale). Without it the run stops there: such a list is
-    /// most likely the other environment's (--sandbox), and none of its
-    /// tokens is marked invalid
+    /// known to be stale) or DeviceTokenNotForTopic (a list known to mix
+    /// apps). Without it the run stops there: such a list is most likely
+    /// the other environment's (--sandbox) or another app's (--topic), and
+    /// none of its lines is settled
     #[arg(long)]
     pub allow_invalid_majority: bool,
 }

@@ -33,8 +33,9 @@ pub struct Http2Config {
     /// losses of the connection together.
     pub max_tries: u32,
     /// Stop the run when most of its first answers are BadDeviceToken (the
-    /// tokens of the other environment), settling none of them and listing
-    /// no invalid tokens; `false` for a list known to be stale.
+    /// tokens of the other environment: no invalid tokens are listed) or
+    /// DeviceTokenNotForTopic (another app's tokens), settling none of
+    /// them; `false` for a list known to be stale or to mix apps.
     pub environment_guard: bool,
     /// How long the whole run pauses after 429 TooManyProviderTokenUpdates:
     /// Apple takes a new token of a key at most once every 20 minutes, and

@@ -55,6 +55,9 @@ async fn ask(link: &H2Link, sender: h2::client::SendRequest<bytes::Bytes>) -> Re
         // A gateway that takes even this token works too.
         Answer::Status { status: 200, .. } => Ok(()),
         Answer::Status { status: 400, reason: Some(ApnsReason::BadDeviceToken), .. } => Ok(()),
+        // Past the credentials and the topic's form: whether the topic is
+        // the tokens' app only the list's answers tell (the guards).
+        Answer::Status { status: 400, reason: Some(ApnsReason::DeviceTokenNotForTopic), .. } => Ok(()),
         Answer::Status { status: 403, reason, .. } => {
             Err(GatewayError::Forbidden { reason: reason.map_or_else(|| "(no reason)".into(), |r| r.to_string()) })
         }

@@ -166,7 +166,7 @@ pub struct H2State {
     answered: u64,
     outcomes: Vec<Outcome>,
     settled_lines: Vec<(u64, u64)>,
-    /// Lines answered BadDeviceToken: settled once the environment guard allows.
+    /// Lines answered BadDeviceToken or DeviceTokenNotForTopic: settled once the guards allow.
     held_lines: Vec<(u64, u64)>,
     report: ShardReport,
 }
@@ -297,15 +297,16 @@ impl H2State {
     }
 
     /// Ranges of input lines the gateway accepted or rejected since the
-    /// last call, but for BadDeviceToken (see [`H2State::take_held_lines`]):
+    /// last call, but for those the guards hold (see [`H2State::take_held_lines`]):
     /// what a journal records.
     pub fn take_settled_lines(&mut self) -> Vec<(u64, u64)> {
         std::mem::take(&mut self.settled_lines)
     }
 
-    /// Ranges of input lines answered BadDeviceToken since the last call:
-    /// settled only once the run's environment guard has cleared, since a
-    /// list of the other environment's tokens gets nothing else.
+    /// Ranges of input lines answered BadDeviceToken or
+    /// DeviceTokenNotForTopic since the last call: settled only once the
+    /// run's guards have cleared, since a list of the other environment's
+    /// tokens, or of another app's, gets nothing else.
     pub fn take_held_lines(&mut self) -> Vec<(u64, u64)> {
         std::mem::take(&mut self.held_lines)
     }

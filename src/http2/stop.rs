@@ -72,6 +72,14 @@ pub enum StopCause {
         /// Answers counted.
         of: u64,
     },
+    /// Most of the first answers were DeviceTokenNotForTopic: the tokens
+    /// belong to another app than the topic.
+    WrongTopic {
+        /// DeviceTokenNotForTopic answers.
+        bad: u64,
+        /// Answers counted.
+        of: u64,
+    },
     /// ExpiredProviderToken for a token this machine made less than 20
     /// minutes ago: a clock is wrong.
     ClockWrong {
@@ -147,6 +155,9 @@ impl StopCause {
                     "{bad} of the first {of} answers were BadDeviceToken: the tokens look like the other environment"
                 )
             }
+            StopCause::WrongTopic { bad, of } => format!(
+                "{bad} of the first {of} answers were DeviceTokenNotForTopic: the tokens belong to another app than the topic"
+            ),
             StopCause::ClockWrong { age_secs } => format!(
                 "Apple called the provider token expired, but this machine made it {age_secs} s ago: a clock is wrong"
             ),
@@ -167,6 +178,11 @@ impl StopCause {
             StopCause::WrongEnvironment { .. } => {
                 return "sandbox tokens go to the sandbox gateway (--sandbox), production ones to production; \
                         if the list is known to be stale, --allow-invalid-majority sends it anyway"
+                    .into();
+            }
+            StopCause::WrongTopic { .. } => {
+                return "--topic must be the bundle id of the app that registered the tokens; \
+                        if the list mixes apps, --allow-invalid-majority sends it anyway"
                     .into();
             }
             StopCause::ClockWrong { .. } => {

@@ -6,12 +6,11 @@ use std::time::Instant;
 
 use crossbeam_channel::Sender;
 
-use super::super::answer::ApnsReason;
 use super::super::jwt::RenewError;
 use super::super::link::{Authorization, H2Link};
 use super::super::state::{Answer, Followup, H2State, Ticket};
 use super::super::stop::StopCause;
-use crate::brakes::Brakes;
+use crate::brakes::{Brakes, Guards};
 use crate::handoff::{Event, flush_outcomes};
 
 /// Gives `result` to the state and acts on what follows for the run; the
@@ -25,16 +24,19 @@ pub(super) fn settle(
     result: Answer,
     now: Instant,
 ) -> Option<String> {
-    let bad_token = matches!(&result, Answer::Status { reason: Some(ApnsReason::BadDeviceToken), .. });
+    let guarded = match &result {
+        Answer::Status { reason: Some(reason), .. } if Guards::holds(Some(reason)) => Some(reason.clone()),
+        _ => None,
+    };
     if let Answer::Status { status, reason, .. } = &result {
         state.set_braked(brakes.on_status(*status, reason.as_ref(), now));
     }
     let answered = state.answered();
     let followup = state.on_answer(ticket, result, now);
     if state.answered() > answered
-        && let Some(tripped) = brakes.guard.observe(bad_token)
+        && let Some(cause) = brakes.guard.observe(guarded.as_ref())
     {
-        brakes.stop_run(StopCause::WrongEnvironment { bad: tripped.bad, of: tripped.of });
+        brakes.stop_run(cause);
     }
     match followup {
         Followup::None => {}
@@ -50,8 +52,8 @@ pub(super) fn settle(
     None
 }
 
-/// Sends what a shard settled since the last call, BadDeviceToken lines as
-/// the environment guard allows: settled once it has cleared, held by the
+/// Sends what a shard settled since the last call, BadDeviceToken and
+/// DeviceTokenNotForTopic lines as the guards allow: settled once it has cleared, held by the
 /// run while it is undecided, dropped once it has tripped.
 pub(super) fn flush(state: &mut H2State, events: &Sender<Event>, brakes: &Brakes) {
     flush_outcomes(state, events);

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use crate::backoff::Backoff;
 use crate::binary::shard::{Item, Outcome};
+use crate::brakes::Guards;
 use crate::http2::answer::{ApnsReason, Verdict, describe, verdict};
 use crate::http2::stop::{Shared, StopCause};
 use crate::journal::push_line;
@@ -159,8 +160,7 @@ impl H2State {
             // words do not make new counters.
             _ => self.report.reject_as(&status.to_string()),
         }
-        let lines =
-            if reason == Some(ApnsReason::BadDeviceToken) { &mut self.held_lines } else { &mut self.settled_lines };
+        let lines = if Guards::holds(reason.as_ref()) { &mut self.held_lines } else { &mut self.settled_lines };
         push_line(lines, entry.item.line);
         self.answered += 1;
         let unregistered_at = if status == 410 { timestamp_ms } else { None };
