@@ -17,10 +17,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use futures_util::FutureExt as _;
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
-use h2::client::ResponseFuture;
 use tokio::sync::Notify;
 
-use super::answer::parse_body;
 use super::connect::connect;
 use super::goaway::reason_in;
 use super::link::{Authorization, H2Link};
@@ -52,8 +50,11 @@ impl Wake for Doorbell {
     }
 }
 
+mod read;
 mod settle;
 
+use read::connection_lost;
+pub(super) use read::{classify, read_answer};
 use settle::{flush, settle};
 
 /// What a shard's driver works with besides its state.
@@ -95,6 +96,9 @@ async fn run(state: &mut H2State, shard: &Shard<'_>, alive: &AtomicBool) {
     let Shard { link, inbox, bell, events, brakes } = *shard;
     let shard_no = state.report().shard;
     let mut session = Session::new(link.policy, Backoff::seed_for(shard_no));
+    // Since a connection was lost with sends in doubt: the most any
+    // connection answered (see `StreamBudget::after_loss`).
+    let mut since_loss: Option<u64> = None;
     loop {
         inbox.pull(state);
         if !state.has_work() {
@@ -115,7 +119,7 @@ async fn run(state: &mut H2State, shard: &Shard<'_>, alive: &AtomicBool) {
                     report.reconnects += 1;
                 }
                 session.on_connected(Duration::ZERO);
-                let answered = state.answered();
+                let (before, doubted) = (state.answered(), state.doubted());
                 let ping = connection.ping_pong();
                 let task = tokio::spawn(async move {
                     if let Err(e) = connection.await {
@@ -123,11 +127,15 @@ async fn run(state: &mut H2State, shard: &Shard<'_>, alive: &AtomicBool) {
                         log::debug!("HTTP/2 connection ended: {e}");
                     }
                 });
-                let end = drive(state, shard, sender, ping).await;
+                let end = drive(state, shard, sender, ping, StreamBudget::after_loss(since_loss)).await;
                 task.abort();
-                let answered = state.answered() > answered;
-                state.on_connection_lost(answered, Instant::now());
-                session.on_connection_end(if answered { Ok(()) } else { Err(end) })
+                let answered = state.answered() - before;
+                state.on_connection_lost(answered > 0, Instant::now());
+                since_loss = match since_loss {
+                    _ if state.doubted() > doubted => Some(answered),
+                    most => most.map(|most| most.max(answered)),
+                };
+                session.on_connection_end(if answered > 0 { Ok(()) } else { Err(end) })
             }
             Err(e) => {
                 state.report_mut().failed_connects += 1;
@@ -154,13 +162,15 @@ async fn run(state: &mut H2State, shard: &Shard<'_>, alive: &AtomicBool) {
     }
 }
 
-/// Sends and answers on one connection until it ends; says how, for the
-/// session, when nothing was settled on it.
+/// Sends and answers on one connection, keeping open at most what `budget`
+/// allows, until it ends; says how, for the session, when nothing was
+/// settled on it.
 async fn drive(
     state: &mut H2State,
     shard: &Shard<'_>,
     mut sender: h2::client::SendRequest<bytes::Bytes>,
     mut ping: Option<h2::PingPong>,
+    mut budget: StreamBudget,
 ) -> Fruitless {
     let Shard { link, inbox, bell, events, brakes } = *shard;
     let mut answers = FuturesUnordered::new();
@@ -171,7 +181,6 @@ async fn drive(
     let mut heard = Instant::now();
     let mut last_report = Instant::now();
     let mut sent = 0u64;
-    let mut budget = StreamBudget::default();
     // Sending here is over: the gateway is shutting down or the connection broke.
     let mut closing: Option<String> = None;
     let mut goaway = false;
@@ -268,8 +277,15 @@ async fn drive(
             }
         }
         tokio::select! {
-            Some((ticket, result)) = answers.next(), if !answers.is_empty() => {
+            Some((ticket, result)) = answers.next(), if !answers.is_empty() => match result {
+                // The connection broke: what it left open is settled with
+                // it, once the loop ends (`H2State::on_connection_lost`).
+                Err(e) if connection_lost(&e) => {
+                    closing.get_or_insert_with(|| e.to_string());
+                }
+                result => {
                 let now = Instant::now();
+                let result = result.unwrap_or_else(|e| classify(&e));
                 match result {
                     // Not an answer: the silence clock runs on.
                     Answer::Refused => {
@@ -287,7 +303,8 @@ async fn drive(
                 if let Some(why) = settle(state, brakes, link, &mut auth, ticket, result, now) {
                     closing = Some(why);
                 }
-            }
+                }
+            },
             _ = bell.notified(), if listening => {}
             _ = tokio::time::sleep(due.unwrap_or(TICK).min(TICK)) => {}
         }
@@ -319,44 +336,6 @@ fn on_goaway(state: &mut H2State, brakes: &Brakes, e: &h2::Error, seen: &mut boo
     state.on_goaway(reason.as_ref());
     if let Some(cause) = StopCause::from_goaway(reason.as_ref()) {
         brakes.stop_run(cause);
-    }
-}
-
-/// Waits for the answer to one request.
-pub(super) async fn read_answer(response: ResponseFuture) -> Answer {
-    match response.await {
-        Ok(response) => {
-            let status = response.status().as_u16();
-            if status == 200 {
-                Answer::Status { status, reason: None, timestamp_ms: None }
-            } else {
-                let mut body = response.into_body();
-                let mut text = Vec::new();
-                while let Some(chunk) = body.data().await {
-                    match chunk {
-                        Ok(chunk) => {
-                            let _ = body.flow_control().release_capacity(chunk.len());
-                            text.extend_from_slice(&chunk);
-                        }
-                        Err(_) => break,
-                    }
-                }
-                let (reason, timestamp_ms) = parse_body(&text);
-                Answer::Status { status, reason, timestamp_ms }
-            }
-        }
-        Err(e) => classify(&e),
-    }
-}
-
-/// What a failed stream means for its notification (RFC 9113 §6.8 and
-/// §8.7): refused, or above a GOAWAY's last stream, it was never processed;
-/// otherwise the gateway may have processed it.
-fn classify(e: &h2::Error) -> Answer {
-    if e.reason() == Some(h2::Reason::REFUSED_STREAM) || (e.is_go_away() && e.is_remote()) {
-        Answer::Refused
-    } else {
-        Answer::InDoubt
     }
 }
 

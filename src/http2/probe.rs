@@ -8,7 +8,7 @@ use std::sync::atomic::AtomicBool;
 use tokio::time::timeout;
 
 use super::answer::ApnsReason;
-use super::conn::read_answer;
+use super::conn::{classify, read_answer};
 use super::connect::connect;
 use super::link::H2Link;
 use super::state::Answer;
@@ -51,7 +51,7 @@ async fn ask(link: &H2Link, sender: h2::client::SendRequest<bytes::Bytes>) -> Re
     let answer = timeout(link.response_timeout, read_answer(response))
         .await
         .map_err(|_| GatewayError::NoAnswer(link.response_timeout))?;
-    match answer {
+    match answer.unwrap_or_else(|e| classify(&e)) {
         // A gateway that takes even this token works too.
         Answer::Status { status: 200, .. } => Ok(()),
         Answer::Status { status: 400, reason: Some(ApnsReason::BadDeviceToken), .. } => Ok(()),

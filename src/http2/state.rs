@@ -16,11 +16,14 @@
 //! \* At the front instead when its connection answered nothing (see
 //! [`H2State::on_connection_lost`]).
 //!
-//! A *try* is a send that got an answer other than "refused": a notification
-//! gets at most [`RetryPolicy::max_tries`] of them, then ends unconfirmed,
-//! so every run converges. A send that got no answer leaves the
-//! notification *in doubt*: if a later send is accepted, it may have been
-//! delivered twice (`possibly_duplicated`).
+//! A *try* is a send that got an answer other than "refused", or got none
+//! where the blame may be its own (a stream reset, a connection that
+//! answered nothing else): a notification gets at most
+//! [`RetryPolicy::max_tries`] of them, then ends unconfirmed. A connection
+//! lost after answering costs its open sends no try, since each such
+//! connection settled something; so every run converges. A send that got
+//! no answer leaves the notification *in doubt*: if a later send is
+//! accepted, it may have been delivered twice (`possibly_duplicated`).
 //!
 //! Tickets are never reused, so a stale answer (after
 //! [`H2State::on_connection_lost`]) settles nothing twice.
@@ -164,6 +167,8 @@ pub struct H2State {
     settled: u64,
     /// Accepted or rejected.
     answered: u64,
+    /// Sends left in doubt (each a send that got no answer).
+    doubted: u64,
     outcomes: Vec<Outcome>,
     settled_lines: Vec<(u64, u64)>,
     /// Lines answered BadDeviceToken or DeviceTokenNotForTopic: settled once the guards allow.
@@ -191,6 +196,7 @@ impl H2State {
             received: 0,
             settled: 0,
             answered: 0,
+            doubted: 0,
             outcomes: Vec::new(),
             settled_lines: Vec::new(),
             held_lines: Vec::new(),
@@ -288,6 +294,12 @@ impl H2State {
     /// that a connection achieved something.
     pub fn answered(&self) -> u64 {
         self.answered
+    }
+
+    /// Sends left in doubt so far: a connection that raised this was lost
+    /// with streams open.
+    pub fn doubted(&self) -> u64 {
+        self.doubted
     }
 
     /// Final words on notifications not accepted, since the last call.

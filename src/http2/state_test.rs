@@ -274,6 +274,21 @@ fn a_lost_connection_puts_everything_in_flight_in_doubt_behind_what_waits() {
 }
 
 #[test]
+fn a_connection_lost_after_answering_costs_its_open_sends_no_try() {
+    let now = Instant::now();
+    let mut s = state(3, 1);
+    let (_, first, _) = send(&mut s, now).unwrap();
+    send(&mut s, now).unwrap();
+    s.on_answer(first, ok(), now);
+    s.on_connection_lost(true, now);
+    assert_eq!((s.queued(), s.report().unconfirmed), (2, 0), "one try each, none used");
+    let order: Vec<u64> = (0..2).map(|_| send(&mut s, now).unwrap().0).collect();
+    assert_eq!(order, [3, 2], "behind fresh work");
+    s.on_connection_lost(false, now);
+    assert_eq!((s.queued(), s.report().unconfirmed), (0, 2), "lost with nothing answered: the try is used");
+}
+
+#[test]
 fn a_connection_lost_before_any_answer_sends_the_same_ones_first_again() {
     let now = Instant::now();
     let mut s = state(4, 5);
@@ -406,4 +421,19 @@ fn ready_says_whether_a_send_is_waiting_now() {
     assert!(s.ready(due));
     s.cancel();
     assert!(!s.ready(due), "nothing is sent after a cancel");
+}
+
+#[test]
+fn after_a_lost_connection_the_next_starts_at_twice_what_it_answered() {
+    assert_eq!(StreamBudget::after_loss(None).limit(1000), 1000, "not lost: the announced limit");
+    assert_eq!(StreamBudget::after_loss(Some(0)).limit(1000), 16, "at least a few");
+    let mut b = StreamBudget::after_loss(Some(25));
+    assert_eq!(b.limit(1000), 50);
+    b.on_answered();
+    assert_eq!((b.limit(1000), b.limit(20)), (51, 20), "one more per answer, under the announced limit");
+    assert_eq!(
+        StreamBudget::after_loss(Some(u64::MAX)).limit(1000),
+        1000,
+        "a long-lived connection holds nothing back"
+    );
 }

@@ -1,5 +1,8 @@
 //! How many streams a connection may keep open.
 
+/// The fewest streams a connection after a lost one starts with.
+const RESTART_FLOOR: usize = 16;
+
 /// How many streams one connection may keep open: the limit the gateway
 /// announced (and `--streams` caps), lowered by the gateway's refusals.
 ///
@@ -10,13 +13,30 @@
 /// refusal would look like an answer to the response timeout). After one,
 /// the connection keeps no more streams open than it had when refused, and
 /// each answer allows one more, up to the announced limit.
+///
+/// A connection lost with streams open puts each of them in doubt, and
+/// every such send uses a try. After a connection that answered `n` and
+/// then died, the next ones start at `2n` (at least [`RESTART_FLOOR`]),
+/// or twice the most one of them has answered since, and grow by one per
+/// answer, as TCP restarts after a loss: a gateway that keeps ending
+/// connections early then leaves a few dozen sends in doubt at a loss
+/// instead of the whole stream limit, and one that answered millions
+/// before dropping is not held back at all.
 #[derive(Debug, Default)]
 pub struct StreamBudget {
-    /// Streams allowed since the last refusal (`None`: never refused).
+    /// Streams allowed since the last refusal or the connection's start
+    /// (`None`: no limit but the announced one).
     allowed: Option<usize>,
 }
 
 impl StreamBudget {
+    /// The budget of a connection when, since one was lost with sends in
+    /// doubt, a connection answered at most `answered` (`None`: none was lost).
+    pub fn after_loss(answered: Option<u64>) -> StreamBudget {
+        let start = |n: u64| usize::try_from(n.saturating_mul(2)).unwrap_or(usize::MAX).max(RESTART_FLOOR);
+        StreamBudget { allowed: answered.map(start) }
+    }
+
     /// Streams that may be open, given the limit announced now.
     pub fn limit(&self, announced: usize) -> usize {
         self.allowed.map_or(announced, |n| n.min(announced))

@@ -37,7 +37,7 @@ impl H2State {
             // A stream reset on a connection that goes on: behind fresh
             // work, as for a connection lost after answering.
             Answer::InDoubt => {
-                if let Some(entry) = self.in_doubt(entry) {
+                if let Some(entry) = self.in_doubt(entry, true) {
                     self.queue.push_back(entry);
                 }
                 Followup::None
@@ -87,25 +87,26 @@ impl H2State {
         followup
     }
 
-    /// The connection is gone: every send still in flight is in doubt, as
-    /// with [`Answer::InDoubt`], in the order they were sent.
+    /// The connection is gone: every send still in flight is in doubt, in
+    /// the order they were sent. What that costs depends on `answered`,
+    /// whether the connection answered anything.
     ///
-    /// Where they wait depends on `answered`, whether the connection
-    /// answered anything. A connection that did, and then died, is a fault
-    /// that may strike again: its sends go behind fresh work, because sent
-    /// first again they would fill the next connection's first streams and
-    /// one more early loss would cost each of them another try, where
-    /// behind the queue a run of bad connections spreads its losses over
-    /// the list. A connection that answered nothing puts fresh work at no
-    /// better chance: its sends go first again, so that a gateway which
+    /// A connection that did, and then died, is at fault, not the sends it
+    /// had open: they use no try (the connection's answers bound the run,
+    /// as each settled something) and go behind fresh work, because sent
+    /// first again they would fill the next connection's first streams
+    /// together, and behind the queue a run of bad connections spreads its
+    /// losses over the list. A connection that answered nothing may have
+    /// died of what it was sent: each send uses a try, as with
+    /// [`Answer::InDoubt`], and goes first again, so that a gateway which
     /// never answers keeps the same few in doubt instead of a new few on
-    /// every connection.
+    /// every connection, and gives up on them after their tries.
     pub fn on_connection_lost(&mut self, answered: bool, _now: Instant) {
         let mut lost: Vec<(u64, Entry)> = self.in_flight.drain().collect();
         lost.sort_unstable_by_key(|(ticket, _)| *ticket);
         let mut again = Vec::with_capacity(lost.len());
         for (_, entry) in lost {
-            again.extend(self.in_doubt(entry));
+            again.extend(self.in_doubt(entry, !answered));
         }
         if answered {
             self.queue.extend(again);
@@ -168,11 +169,12 @@ impl H2State {
     }
 
     /// Sent and not answered: in doubt, and returned to be sent again
-    /// unless it had all its tries.
+    /// unless it had all its tries (this send one of them when `charged`).
     #[must_use]
-    fn in_doubt(&mut self, mut entry: Entry) -> Option<Entry> {
+    fn in_doubt(&mut self, mut entry: Entry, charged: bool) -> Option<Entry> {
         entry.item.doubt = true;
-        entry.tries += 1;
+        entry.tries += u32::from(charged);
+        self.doubted += 1;
         if entry.tries >= self.policy.max_tries {
             let tries = entry.tries;
             self.finish(entry.item, State::Unconfirmed, Reason::Http2InDoubt { tries });
