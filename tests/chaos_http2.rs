@@ -255,6 +255,35 @@ fn a_drop_with_many_streams_open_loses_only_the_unanswered() {
     }
 }
 
+/// A gateway that drops every connection after a few dozen requests, with
+/// a thousand streams allowed: after the first loss a connection keeps at
+/// most twice what any answered since, plus one per answer, so each drop
+/// leaves a few dozen sends in doubt instead of the whole stream limit, and
+/// none of them runs out of tries, since every connection answered.
+#[test]
+fn after_a_drop_the_next_connections_keep_few_streams_open() {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let after = 40u64;
+    let mock = MockHttp2 { drop_after: Some(after), ..MockHttp2::default() };
+    let config = Config { http2: mock, ..Config::default() };
+    let gw = Http2Gateway::start(&config, pki(), "127.0.0.1:0".parse().unwrap()).expect("HTTP/2 mock starts");
+    let n = 4_000;
+    let (report, failures) = blast(h2_config(gw.addr().port(), 1, 1000), &list(&tokens(n, 80)));
+    let stats = gw.stop();
+    assert_eq!((report.unaccounted(), report.unconfirmed, report.accepted), (0, 0, n as u64), "{failures:?}");
+    // The first connection may lose everything past its 40 answers (up to
+    // 1000 - 40); each later one at most its budget, 2 x 40 + 40, less
+    // the 40 it answered.
+    let most = (1000 - after) + (stats.connections - 1) * 2 * after;
+    assert!(
+        stats.requests_dropped <= most,
+        "{} sends lost over {} connections, at most {most}: {stats:#?}",
+        stats.requests_dropped,
+        stats.connections
+    );
+    assert_eq!(stats.duplicates, 0, "a dropped request was never processed: {stats:#?}");
+}
+
 /// A gateway that allows one stream until a token is proven, and holds its
 /// answers: the streams sent before the first refusal came back are
 /// refused, and none of them is sent again into the refusal while the
