@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use crossbeam_channel::Sender;
 use futures_util::FutureExt as _;
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
@@ -175,7 +176,7 @@ async fn drive(
     let Shard { link, inbox, bell, events, brakes } = *shard;
     let mut answers = FuturesUnordered::new();
     let mut auth: Option<Authorization> = None;
-    let mut path = String::with_capacity(80);
+    let mut scratch = BytesMut::new();
     let mut last_answer = Instant::now();
     // The last sign of life from the gateway: an answer or a PONG.
     let mut heard = Instant::now();
@@ -206,12 +207,16 @@ async fn drive(
             let own = request.extras;
             // Cloning `Bytes` shares them: no payload is copied per send.
             let body = own.and_then(|e| e.payload.clone()).unwrap_or_else(|| link.payload.clone());
-            let head = link.request(request.token, own.map(|e| &e.headers), request.apns_id, auth.as_ref(), &mut path);
+            let head =
+                link.request(request.token, own.map(|e| &e.headers), request.apns_id, auth.as_ref(), &mut scratch);
             match sender.send_request(head, false) {
                 Ok((response, mut stream)) => {
                     // A failed send shows on the response.
                     let _ = stream.send_data(body, true);
-                    answers.push(async move { (ticket, read_answer(response).await) });
+                    // The token it went with: a 403 ExpiredProviderToken
+                    // renews only the token it was sent with.
+                    let sent_with = auth.as_ref().map_or(0, |a| a.token().generation());
+                    answers.push(async move { (ticket, sent_with, read_answer(response).await) });
                     sent += 1;
                 }
                 Err(e) => {
@@ -237,8 +242,15 @@ async fn drive(
             }
         }
         if last_report.elapsed() >= TICK {
+            let reporting = Instant::now();
             flush(state, events, brakes);
             let _ = events.send(Event::Progress(state.report().clone()));
+            // A run slow to take events (a full disk, a stopped terminal)
+            // blocks the sends above: that time is not the gateway's
+            // silence, and its answers wait unread meanwhile.
+            let blocked = reporting.elapsed();
+            last_answer += blocked;
+            heard += blocked;
             last_report = Instant::now();
         }
         // A gateway that answers nothing, or takes no stream while there is
@@ -277,7 +289,7 @@ async fn drive(
             }
         }
         tokio::select! {
-            Some((ticket, result)) = answers.next(), if !answers.is_empty() => match result {
+            Some((ticket, sent_with, result)) = answers.next(), if !answers.is_empty() => match result {
                 // The connection broke: what it left open is settled with
                 // it, once the loop ends (`H2State::on_connection_lost`).
                 Err(e) if connection_lost(&e) => {
@@ -300,7 +312,7 @@ async fn drive(
                     }
                     Answer::InDoubt => last_answer = now,
                 }
-                if let Some(why) = settle(state, brakes, link, &mut auth, ticket, result, now) {
+                if let Some(why) = settle(state, brakes, link, &mut auth, (ticket, sent_with), result, now) {
                     closing = Some(why);
                 }
                 }

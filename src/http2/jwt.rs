@@ -23,6 +23,7 @@
 //! at an age of 30 minutes, inside Apple's 20 to 60.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, TryLockError};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -88,12 +89,23 @@ pub enum RenewError {
 }
 
 /// One provider token: cheap to clone, and ready to go into a request.
-#[derive(Clone, PartialEq, Eq)]
+/// Tokens are equal when their texts are (two processes signing with one
+/// key in one slot make equal tokens).
+#[derive(Clone)]
 pub struct Token {
     /// `bearer <JWT>`, the whole `authorization` header value.
     value: Arc<str>,
     iat: u64,
+    generation: u64,
 }
+
+impl PartialEq for Token {
+    fn eq(&self, other: &Token) -> bool {
+        Arc::ptr_eq(&self.value, &other.value) || (self.iat == other.iat && self.value == other.value)
+    }
+}
+
+impl Eq for Token {}
 
 /// `"bearer "`: Apple's scheme word, lower case as in its documentation.
 const BEARER: &str = "bearer ";
@@ -112,6 +124,12 @@ impl Token {
     /// When it was issued (its `iat` claim), in UNIX seconds.
     pub fn iat(&self) -> u64 {
         self.iat
+    }
+
+    /// Which of its [`ProviderToken`]'s tokens this is: 1 for the first,
+    /// one more at each signing (see [`ProviderToken::generation`]).
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 }
 
@@ -150,6 +168,8 @@ enum Signer {
 pub struct ProviderToken {
     signer: Signer,
     current: RwLock<Token>,
+    /// The current token's generation, for a look without the lock.
+    generation: AtomicU64,
     /// One signer at a time; readers never wait for it.
     signing: Mutex<()>,
 }
@@ -201,8 +221,13 @@ impl ProviderToken {
         // The ids are plain A-Z0-9, so the JSON needs no escaping.
         let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"ES256","kid":"{key_id}"}}"#));
         let signer = Signer::Key { key, header, key_id: key_id.to_owned(), team_id: team_id.to_owned() };
-        let first = sign(&signer, slot(now)).expect("a key signer signs");
-        Ok(ProviderToken { signer, current: RwLock::new(first), signing: Mutex::new(()) })
+        let first = sign(&signer, slot(now), 1).expect("a key signer signs");
+        Ok(ProviderToken {
+            signer,
+            current: RwLock::new(first),
+            generation: AtomicU64::new(1),
+            signing: Mutex::new(()),
+        })
     }
 
     /// A token signed elsewhere (the JWT, with or without `bearer `), used
@@ -226,8 +251,22 @@ impl ProviderToken {
         if age_secs >= TOKEN_MAX_AGE_SECS {
             return Err(TokenError::Expired { age_secs });
         }
-        let token = Token { value: format!("{BEARER}{jwt}").into(), iat };
-        Ok(ProviderToken { signer: Signer::Fixed, current: RwLock::new(token), signing: Mutex::new(()) })
+        let token = Token { value: format!("{BEARER}{jwt}").into(), iat, generation: 1 };
+        Ok(ProviderToken {
+            signer: Signer::Fixed,
+            current: RwLock::new(token),
+            generation: AtomicU64::new(1),
+            signing: Mutex::new(()),
+        })
+    }
+
+    /// The current token's [generation](Token::generation): one atomic
+    /// load, so a connection can tell whether the token it holds was
+    /// replaced without taking the lock [`current`](Self::current) takes.
+    /// It does not sign: a token whose slot has passed is replaced only by
+    /// [`current`](Self::current).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
     }
 
     /// The token to send now; signs a new one first when its slot has passed.
@@ -306,15 +345,17 @@ impl ProviderToken {
     /// Signs a token issued at `iat` and makes it the current one. The caller
     /// holds `signing`.
     fn replace(&self, iat: u64) -> Token {
-        let token = sign(&self.signer, iat).expect("only a key signer is due");
+        let generation = self.generation.load(Ordering::Relaxed) + 1;
+        let token = sign(&self.signer, iat, generation).expect("only a key signer is due");
         *self.current.write().unwrap_or_else(PoisonError::into_inner) = token.clone();
+        self.generation.store(generation, Ordering::Release);
         token
     }
 }
 
 /// The token issued at `iat`: `bearer header.claims.signature`, the signature
 /// being ECDSA P-256 SHA-256 as the 64 bytes R || S (RFC 7518 §3.4), not DER.
-fn sign(signer: &Signer, iat: u64) -> Option<Token> {
+fn sign(signer: &Signer, iat: u64, generation: u64) -> Option<Token> {
     let Signer::Key { key, header, team_id, .. } = signer else { return None };
     let claims = format!(r#"{{"iss":"{team_id}","iat":{iat}}}"#);
     // "bearer " + header + "." + claims + "." + 86 signature characters.
@@ -326,7 +367,7 @@ fn sign(signer: &Signer, iat: u64) -> Option<Token> {
     let signature: Signature = key.signing.sign(&value.as_bytes()[BEARER.len()..]);
     value.push('.');
     URL_SAFE_NO_PAD.encode_string(signature.to_bytes(), &mut value);
-    Some(Token { value: value.into(), iat })
+    Some(Token { value: value.into(), iat, generation })
 }
 
 /// Checks a ready-made JWT's shape and returns its `iat`.
@@ -366,4 +407,4 @@ fn check_jwt(jwt: &str) -> Result<u64, TokenError> {
 
 #[cfg(test)]
 #[path = "jwt_test.rs"]
-mod jwt_test;
+pub(crate) mod jwt_test;

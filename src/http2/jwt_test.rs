@@ -13,12 +13,12 @@ use std::path::{Path, PathBuf};
 use super::*;
 
 /// The start of a slot: 2023-11-14 21:00:00 UTC.
-const T0: u64 = 1_699_999_200;
+pub(crate) const T0: u64 = 1_699_999_200;
 const KEY_ID: &str = "ABC123DEFG";
 const TEAM_ID: &str = "DEF123GHIJ";
 
 /// A throwaway key, made for this test and written as Apple ships a `.p8`.
-fn p8_file() -> (TempDir, PathBuf, SigningKey) {
+pub(crate) fn p8_file() -> (TempDir, PathBuf, SigningKey) {
     let signing = SigningKey::random(&mut rand_core::OsRng);
     let pem = signing.to_pkcs8_pem(LineEnding::LF).unwrap();
     assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n"));
@@ -34,7 +34,7 @@ fn write(dir: &TempDir, name: &str, contents: &[u8]) -> PathBuf {
     path
 }
 
-fn provider(path: &Path, now: u64) -> ProviderToken {
+pub(crate) fn provider(path: &Path, now: u64) -> ProviderToken {
     ProviderToken::new_at(AuthKey::load(path).unwrap(), KEY_ID, TEAM_ID, now).unwrap()
 }
 

@@ -2,15 +2,15 @@
 //! of the run shares, and the one request template they all fill in.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use http::uri::{Authority, Scheme, Uri};
 use http::{HeaderMap, Method, Request};
 
 use super::jwt::{ProviderToken, Token};
-use super::request::{APNS_ID, Headers, LineHeaders, apns_id_value};
+use super::request::{APNS_ID, Headers, LineHeaders, apns_id_value, path};
 use crate::session::Policy;
 use crate::token::DeviceToken;
 
@@ -48,12 +48,22 @@ pub(crate) struct H2Link {
     pub(crate) retry_max: Duration,
 }
 
+/// How often a connection asks the shared provider token whether its slot
+/// has passed; a renewal shows at once (its generation).
+const TOKEN_CHECK: Duration = Duration::from_secs(1);
+
+/// Bytes a connection's request scratch takes at a time: the path and
+/// `apns-id` of some 600 requests, one allocation.
+const SCRATCH: usize = 64 * 1024;
+
 /// The `authorization` header of the current provider token, rebuilt only
 /// when the token changes.
 #[derive(Debug, Clone)]
 pub(super) struct Authorization {
     token: Token,
     value: HeaderValue,
+    /// When the shared token was last asked for its current one.
+    checked: Instant,
 }
 
 impl Authorization {
@@ -62,7 +72,7 @@ impl Authorization {
         // A JWT is base64url and dots: always a valid header value.
         let value = HeaderValue::from_maybe_shared(Bytes::copy_from_slice(token.authorization()))
             .unwrap_or_else(|_| HeaderValue::from_static(""));
-        Authorization { token, value }
+        Authorization { token, value, checked: Instant::now() }
     }
 
     /// The token it carries.
@@ -74,29 +84,49 @@ impl Authorization {
 impl H2Link {
     /// The current `authorization` header, refreshed from the shared token
     /// when that has moved on (a new 30-minute slot, or a renewal).
+    ///
+    /// Called before every send, so the common case is one atomic load and
+    /// a clock read: the shared token's lock is taken when it was replaced,
+    /// and otherwise at most every [`TOKEN_CHECK`].
     pub(super) fn authorization(&self, held: &mut Option<Authorization>) {
         let Some(shared) = &self.token else { return };
+        if let Some(a) = held.as_ref()
+            && a.token.generation() == shared.generation()
+            && a.checked.elapsed() < TOKEN_CHECK
+        {
+            return;
+        }
         let current = shared.current();
-        if held.as_ref().is_none_or(|a| a.token != current) {
-            *held = Some(Authorization::new(current));
+        match held {
+            Some(a) if a.token.generation() == current.generation() => a.checked = Instant::now(),
+            _ => *held = Some(Authorization::new(current)),
         }
     }
 
-    /// The request for one notification, its path written through `path`:
-    /// the run's headers, with the line's `own` over them if it set any.
+    /// The request for one notification: the run's headers, with the line's
+    /// `own` over them if it set any. Its path and `apns-id` are written
+    /// into `scratch` and shared from there, so a request allocates no
+    /// string of its own.
     pub(super) fn request(
         &self,
         token: &DeviceToken,
         own: Option<&LineHeaders>,
         apns_id: u128,
         auth: Option<&Authorization>,
-        path: &mut String,
+        scratch: &mut BytesMut,
     ) -> Request<()> {
-        super::request::path(token, path);
+        if scratch.capacity() < 128 {
+            scratch.reserve(SCRATCH);
+        }
+        path(token, scratch);
+        let path = scratch.split().freeze();
+        let mut id = [0u8; 36];
+        scratch.extend_from_slice(apns_id_value(apns_id, &mut id).as_bytes());
+        let id = scratch.split().freeze();
         let mut parts = http::uri::Parts::default();
         parts.scheme = Some(Scheme::HTTPS);
         parts.authority = Some(self.authority.clone());
-        parts.path_and_query = http::uri::PathAndQuery::from_maybe_shared(Bytes::copy_from_slice(path.as_bytes())).ok();
+        parts.path_and_query = http::uri::PathAndQuery::from_maybe_shared(path).ok();
         let mut request = Request::new(());
         *request.method_mut() = Method::POST;
         *request.uri_mut() = Uri::from_parts(parts).unwrap_or_default();
@@ -106,8 +136,7 @@ impl H2Link {
             own.apply(headers, &self.headers);
         }
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        let mut id = [0u8; 36];
-        if let Ok(value) = HeaderValue::from_str(apns_id_value(apns_id, &mut id)) {
+        if let Ok(value) = HeaderValue::from_maybe_shared(id) {
             headers.insert(APNS_ID, value);
         }
         if let Some(auth) = auth {

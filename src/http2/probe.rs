@@ -45,7 +45,7 @@ async fn ask(link: &H2Link, sender: h2::client::SendRequest<bytes::Bytes>) -> Re
     let mut auth = None;
     link.authorization(&mut auth);
     let nobody = DeviceToken::from_bytes([0; 32]);
-    let head = link.request(&nobody, None, 0, auth.as_ref(), &mut String::new());
+    let head = link.request(&nobody, None, 0, auth.as_ref(), &mut bytes::BytesMut::new());
     let (response, mut stream) = sender.send_request(head, false).map_err(refused)?;
     let _ = stream.send_data(link.payload.clone(), true);
     let answer = timeout(link.response_timeout, read_answer(response))

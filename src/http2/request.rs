@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 use std::str::FromStr;
 
+use bytes::BytesMut;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::token::DeviceToken;
@@ -282,12 +283,10 @@ pub fn apns_id_value(id: u128, buf: &mut [u8; 36]) -> &str {
     std::str::from_utf8(buf).expect("ASCII")
 }
 
-/// Writes the request path, `/3/device/<token in hex>`, into `buf` (cleared
-/// first, so one buffer serves every request).
-pub fn path(token: &DeviceToken, buf: &mut String) {
-    buf.clear();
-    buf.push_str("/3/device/");
-    // Writing to a String cannot fail.
+/// Writes the request path, `/3/device/<token in hex>`, at the end of `buf`.
+pub fn path(token: &DeviceToken, buf: &mut BytesMut) {
+    buf.extend_from_slice(b"/3/device/");
+    // Writing to a BytesMut cannot fail.
     let _ = write!(buf, "{token}");
 }
 

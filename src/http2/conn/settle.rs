@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use crossbeam_channel::Sender;
 
-use super::super::jwt::RenewError;
+use super::super::jwt::{ProviderToken, RenewError};
 use super::super::link::{Authorization, H2Link};
 use super::super::state::{Answer, Followup, H2State, Ticket};
 use super::super::stop::StopCause;
@@ -20,7 +20,7 @@ pub(super) fn settle(
     brakes: &Brakes,
     link: &H2Link,
     auth: &mut Option<Authorization>,
-    ticket: Ticket,
+    (ticket, sent_with): (Ticket, u64),
     result: Answer,
     now: Instant,
 ) -> Option<String> {
@@ -41,7 +41,7 @@ pub(super) fn settle(
     match followup {
         Followup::None => {}
         Followup::RenewToken => {
-            if let Some(cause) = renew(link, auth) {
+            if let Some(cause) = renew(link.token.as_deref(), auth, sent_with) {
                 brakes.stop_run(cause);
             }
         }
@@ -64,11 +64,16 @@ pub(super) fn flush(state: &mut H2State, events: &Sender<Event>, brakes: &Brakes
     let _ = events.send(if brakes.guard.is_clear() { Event::Settled(held) } else { Event::Held(held) });
 }
 
-/// Renews the shared token after Apple called the one in use expired; the
-/// cause to stop the run for when it cannot be renewed (every request
-/// would get the same answer).
-fn renew(link: &H2Link, auth: &mut Option<Authorization>) -> Option<StopCause> {
-    let (Some(shared), Some(held)) = (&link.token, auth.as_ref()) else { return None };
+/// Renews the shared token after Apple called the one of generation
+/// `sent_with` expired; the cause to stop the run for when it cannot be
+/// renewed (every request would get the same answer). Nothing to do when
+/// the connection has moved on from that token already: other requests
+/// sent with it were answered the same, and one renewal served them all.
+fn renew(shared: Option<&ProviderToken>, auth: &mut Option<Authorization>, sent_with: u64) -> Option<StopCause> {
+    let (Some(shared), Some(held)) = (shared, auth.as_ref()) else { return None };
+    if held.token().generation() != sent_with {
+        return None;
+    }
     match shared.renew_after_expired(held.token()) {
         Ok(token) => {
             *auth = Some(Authorization::new(token));
@@ -76,5 +81,29 @@ fn renew(link: &H2Link, auth: &mut Option<Authorization>) -> Option<StopCause> {
         }
         Err(RenewError::ClockWrong { age_secs }) => Some(StopCause::ClockWrong { age_secs }),
         Err(RenewError::Fixed) => Some(StopCause::FixedTokenExpired),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::jwt::jwt_test::{T0, p8_file, provider};
+    use super::*;
+
+    /// Requests in flight with the old token get 403 ExpiredProviderToken
+    /// one after another: the first renews it, the others find the
+    /// connection on the new one and renew nothing (renewing the new one,
+    /// seconds old, would read as a wrong clock and stop the run).
+    #[test]
+    fn an_expiry_answered_for_a_token_already_replaced_renews_nothing() {
+        let (_dir, path, _) = p8_file();
+        // Signed in 2023: long expired by this machine's clock.
+        let shared = provider(&path, T0);
+        let mut auth = Some(Authorization::new(shared.current_at(T0)));
+        assert_eq!(renew(Some(&shared), &mut auth, 1), None, "renewed");
+        assert_eq!((shared.generation(), auth.as_ref().map(|a| a.token().generation())), (2, Some(2)));
+        for _ in 0..3 {
+            assert_eq!(renew(Some(&shared), &mut auth, 1), None, "no stop for the answers still coming");
+        }
+        assert_eq!(shared.generation(), 2, "renewed once");
     }
 }

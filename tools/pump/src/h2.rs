@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use apnsblast::http2::jwt::ProviderToken;
 use apnsblast::http2::request::{APNS_ID, Headers, apns_id_value, path};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::FutureExt as _;
 use futures_util::stream::{FuturesUnordered, StreamExt as _};
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
@@ -49,15 +49,16 @@ pub(crate) struct Prebuilt {
 impl Prebuilt {
     /// Requests `0..n` of connection `conn`, to the tokens the binary pump uses.
     pub(crate) fn new(job: &H2Job, conn: u32, n: u64) -> Prebuilt {
-        let mut buf = String::with_capacity(80);
+        let mut buf = BytesMut::with_capacity(80);
         let mut id = [0u8; 36];
         let (uris, ids) = (0..n)
             .map(|i| {
+                buf.clear();
                 path(&crate::frames::token(conn, i), &mut buf);
                 let mut parts = http::uri::Parts::default();
                 parts.scheme = Some(Scheme::HTTPS);
                 parts.authority = Some(job.authority.clone());
-                parts.path_and_query = PathAndQuery::from_maybe_shared(Bytes::copy_from_slice(buf.as_bytes())).ok();
+                parts.path_and_query = PathAndQuery::from_maybe_shared(Bytes::copy_from_slice(&buf)).ok();
                 let uri = Uri::from_parts(parts).expect("a hex path makes a valid URI");
                 let uuid = (u128::from(conn) << 64) | u128::from(i);
                 let id = HeaderValue::from_str(apns_id_value(uuid, &mut id)).expect("a UUID is a header value");
