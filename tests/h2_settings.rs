@@ -98,3 +98,18 @@ fn a_goaway_with_apples_reason_is_counted_and_nothing_is_lost() {
     let goaways: u64 = report.per_shard.iter().map(|s| s.goaways).sum();
     assert_eq!((goaways, report.reconnects), (2, 2), "{report:#?}");
 }
+
+/// A connection that drops between a 400's HEADERS and its body: the
+/// answer never said why, so it is no rejection; the stream is in doubt
+/// like every other the drop left open, and goes again.
+#[test]
+fn an_answer_cut_off_before_its_reason_is_in_doubt_not_rejected() {
+    let script = Script { initial: 100, cut_after: Some(150), ..Script::default() };
+    let (report, counts, toks) = run(1_000, 14, script);
+    assert_eq!(counts.cuts, 1);
+    assert_eq!((report.rejected_total(), report.accepted, report.unaccounted()), (0, 1_000, 0), "{report:#?}");
+    assert!(report.possibly_duplicated >= 1, "the cut stream is declared: {report:#?}");
+    for t in &toks {
+        assert!(counts.deliveries.get(&t.0).is_some_and(|n| *n >= 1), "token {t}");
+    }
+}

@@ -85,6 +85,7 @@ pub(super) fn serve(acceptor: &SslAcceptor, tcp: TcpStream, script: &Script, cou
         window_owed: 0,
         gone: false,
         stalled: false,
+        hang_up: false,
         out: Vec::new(),
         input: Vec::new(),
     };
@@ -119,6 +120,8 @@ struct Conn<'a> {
     gone: bool,
     /// The client stalled: every request is answered at once.
     stalled: bool,
+    /// End the connection once what is queued is written.
+    hang_up: bool,
     out: Vec<u8>,
     /// Bytes read and not yet taken as frames.
     input: Vec<u8>,
@@ -177,6 +180,9 @@ impl Conn<'_> {
             }
             self.answer_if_due();
             self.flush()?;
+            if self.hang_up {
+                return Ok(());
+            }
         }
     }
 
@@ -251,6 +257,20 @@ impl Conn<'_> {
         let all_in = lock(self.counts).requests >= self.script.expected;
         if (self.open.len() as u64) < u64::from(self.acked) && !all_in && !self.stalled {
             return;
+        }
+        if let Some(after) = self.script.cut_after
+            && self.answered >= after
+            && let Some(&id) = self.open.keys().next()
+        {
+            let mut counts = lock(self.counts);
+            if counts.cuts == 0 {
+                counts.cuts += 1;
+                drop(counts);
+                let block = self.encoder.encode([(&b":status"[..], &b"400"[..])]);
+                self.frame(HEADERS, END_HEADERS, id, &block);
+                self.hang_up = true;
+                return;
+            }
         }
         let open = std::mem::take(&mut self.open);
         for (id, stream) in open {

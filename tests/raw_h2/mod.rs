@@ -45,6 +45,10 @@ pub struct Script {
     /// Requests the whole run makes: when this many are in, open streams
     /// are answered without waiting for the limit (the end of the list).
     pub expected: u64,
+    /// Once, after this many answers on a connection: one stream gets the
+    /// HEADERS of a 400 whose body never comes, and the connection ends
+    /// (a link dropped between an answer's head and its reason).
+    pub cut_after: Option<u64>,
 }
 
 /// One stretch of a connection under one acknowledged limit.
@@ -69,6 +73,8 @@ pub struct Counts {
     pub phases: Vec<Vec<Phase>>,
     /// GOAWAYs sent.
     pub goaways: u64,
+    /// Answers cut off after their HEADERS (see [`Script::cut_after`]).
+    pub cuts: u64,
     /// Streams opened above the limit in force, and protocol errors: what
     /// a correct client never causes.
     pub violations: Vec<String>,
