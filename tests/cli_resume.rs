@@ -127,3 +127,41 @@ fn killed_runs_resume_from_the_journal_without_resending_settled_lines() {
         }
     }
 }
+
+/// With a journal, an interrupted run says to run the same command again
+/// (the journal resumes it, not a line number), and a run whose journal
+/// already settles the whole list says so instead of calling it empty.
+#[test]
+fn with_a_journal_the_same_command_resumes_and_a_settled_list_is_named() {
+    let gw = gateway(Config { read_rate: Some(200_000), ..Config::default() });
+    let dir = Dir::new();
+    let list_path = dir.file("tokens.txt", &list(&tokens(100_000, 21)));
+    let journal = dir.at("journal");
+    let a = send_args(&gw, &list_path, &["--journal", &journal, "--window-bytes", "256K"]);
+    let child = Command::new(BIN)
+        .args(&a)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    gw.wait_until(Duration::from_secs(30), |s| s.accepted >= 2000).expect("the run gets going");
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("run the same command again, with the same list and --journal {journal}")),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("tail -n"), "{stderr}");
+    drop(gw);
+
+    let gw = gateway(Config::default());
+    let a = send_args(&gw, &list_path, &["--journal", &journal]);
+    assert_eq!(run(&a, None).code, 0, "the rest is sent");
+    let r = run(&a, None);
+    assert_eq!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("already settles every line of"), "{}", r.stderr);
+    assert!(!r.stderr.contains("holds no tokens"), "{}", r.stderr);
+}

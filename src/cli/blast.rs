@@ -140,7 +140,14 @@ pub fn conclude(outcome: &Outcome, global: &Global, title: &str) -> Exit {
         println!("{}", summary::verdict(report));
     }
     if report.tokens_read == 0 && !report.interrupted && report.input_error.is_none() {
-        eprintln!("apnsblast: warning: {input_name} holds no tokens: nothing was sent");
+        match &written.journal {
+            Some(journal) if report.previously_settled > 0 => eprintln!(
+                "apnsblast: warning: --journal {} already settles every line of {input_name}: nothing was sent \
+                 (a journal belongs to one list, read whole from its first line)",
+                journal.display()
+            ),
+            _ => eprintln!("apnsblast: warning: {input_name} holds no tokens: nothing was sent"),
+        }
     }
     if let Some(stopped) = &report.stopped {
         // The corrected command, with the same --journal, sends what this
@@ -156,12 +163,18 @@ pub fn conclude(outcome: &Outcome, global: &Global, title: &str) -> Exit {
             ),
             (None, n) => format!("; {n} tokens read were not sent (--failed FILE would have listed them)"),
         };
-        match resume {
-            Some(line) => eprintln!(
+        match (resume, &written.journal) {
+            // The journal knows what was settled, by line of this list.
+            (_, Some(journal)) => eprintln!(
+                "apnsblast: interrupted: run the same command again, with the same list and --journal {}, \
+                 to send what is left{unsent}",
+                journal.display()
+            ),
+            (Some(line), None) => eprintln!(
                 "apnsblast: interrupted: {list} was read up to line {}; resume from line {line} (`tail -n +{line}`){unsent}",
                 line.saturating_sub(1)
             ),
-            None => eprintln!("apnsblast: interrupted after reading all of {list}{unsent}"),
+            (None, None) => eprintln!("apnsblast: interrupted after reading all of {list}{unsent}"),
         }
     }
     if !written.errors.is_empty() {

@@ -94,6 +94,7 @@ pub struct Outputs {
     failed: Option<Pending>,
     invalid: Option<Pending>,
     journal: Option<JournalWriter>,
+    journal_path: Option<PathBuf>,
     /// Lines written to `--invalid-tokens`.
     pub invalid_count: u64,
     /// Lines written to `--failed`.
@@ -110,6 +111,8 @@ pub struct Written {
     pub failed: Option<(PathBuf, u64)>,
     /// `--invalid-tokens` and its line count.
     pub invalid: Option<(PathBuf, u64)>,
+    /// `--journal`: rerunning the same command sends what is left.
+    pub journal: Option<PathBuf>,
     /// Files that could not be written, one message each.
     pub errors: Vec<String>,
 }
@@ -145,6 +148,7 @@ impl Outputs {
                 .as_deref()
                 .map(|p| JournalWriter::open(p).with_context(|| format!("--journal {}: cannot open", p.display())))
                 .transpose()?,
+            journal_path: args.journal.clone(),
             invalid_count: 0,
             failed_count: 0,
             write_error: None,
@@ -168,7 +172,7 @@ impl Outputs {
 
     /// Writes the report and moves every file into place.
     pub fn finish(mut self, report: &Report) -> Written {
-        let mut written = Written::default();
+        let mut written = Written { journal: self.journal_path.take(), ..Written::default() };
         written.errors.extend(self.write_error.take());
         if let Some(mut p) = self.report.take() {
             let wrote = serde_json::to_writer_pretty(&mut p.file, report)
