@@ -201,6 +201,10 @@ fn a_ready_token_from_the_environment_is_sent_as_given_and_never_shown() {
         assert!(!shown.contains(secret) && (value.is_empty() || !shown.contains(value.as_str())), "{shown}");
     }
     assert_refused(&env_send, &[], &[&format!("--auth-token-env {var}"), "no such environment variable"]);
+    // The token itself where its variable's name belongs: refused, not shown.
+    let mistaken = h2_send(&gw, &list, &args(&["--auth-token-env", &token, "--topic", p.bundle_id()]), &[]);
+    let shown = assert_refused(&mistaken, &[], &["--auth-token-env takes the NAME of an environment variable"]);
+    assert!(!shown.contains(token.rsplit('.').next().unwrap()), "{shown}");
     // Well formed, but for a key the gateway does not know: its check says so.
     let unknown = jwt("ZZZZZZZZZZ", p.team_id(), now());
     assert_refused(&env_send, &[(var, &unknown)], &["403 InvalidProviderToken", "--auth-token-env"]);

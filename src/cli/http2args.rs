@@ -287,6 +287,7 @@ pub fn topic_from_certificate(config: &mut Http2Config, tls: &TlsConfig) -> anyh
 /// The provider token held by the environment variable `var`, checked for
 /// its shape and age. Errors name the variable, never its value.
 fn token_from_env(var: &str) -> anyhow::Result<ProviderToken> {
+    let var = super::tlsargs::env_var_name("--auth-token-env", var)?;
     let jwt = match std::env::var(var) {
         Ok(v) if !v.trim().is_empty() => v,
         Ok(_) => bail!("--auth-token-env {var}: the variable is empty (it should hold the provider token, a JWT)"),

@@ -82,6 +82,7 @@ impl TlsArgs {
     fn identity(&self, cert: &Path) -> anyhow::Result<ClientIdentity> {
         let key = self.key.as_deref();
         if let Some(var) = &self.cert_password_env {
+            let var = env_var_name("--cert-password-env", var)?;
             let password = std::env::var(var).map_err(|e| match e {
                 std::env::VarError::NotPresent => {
                     anyhow::anyhow!("--cert-password-env {var}: the environment variable {var} is not set")
@@ -141,5 +142,22 @@ fn check_key_use(args: &TlsArgs, cert: &Path) {
         && cert.extension().is_some_and(|e| e.eq_ignore_ascii_case("p12") || e.eq_ignore_ascii_case("pfx"))
     {
         log::warn!("--key {}: ignored, the key comes from the PKCS#12 file {}", key.display(), cert.display());
+    }
+}
+
+/// `var` when it can name an environment variable (letters, digits and
+/// `_`, not starting with a digit). Anything else was most likely the
+/// secret itself, given where its variable's name belongs: the error says
+/// so without repeating it.
+pub(crate) fn env_var_name<'a>(flag: &str, var: &'a str) -> anyhow::Result<&'a str> {
+    let mut chars = var.chars();
+    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if first_ok && chars.all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        Ok(var)
+    } else {
+        anyhow::bail!(
+            "{flag} takes the NAME of an environment variable that holds the secret (such as APNS_TOKEN), \
+             not the secret itself; what was given is not a variable name (not shown, as it may be the secret)"
+        )
     }
 }
