@@ -144,6 +144,25 @@ fn another_apps_topic_stops_with_nothing_settled_and_the_corrected_rerun_sends_e
     assert_eq!(settled(&journal), 1_500);
 }
 
+/// A test list of twenty with another app's topic: too short for the
+/// guard's window, judged on all its answers at the end, and still not
+/// settled, so the corrected rerun sends it.
+#[test]
+fn a_short_list_for_another_app_is_not_settled_either() {
+    let dir = Dir::new();
+    let list = dir.file("tokens.txt", &list(&tokens(20, 35)));
+    let journal = dir.at("journal");
+    let gw = h2_gateway(Config::default());
+    let r = run(&h2_args_for(&gw, "org.example.other", &list, &["--journal", &journal]), None);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stderr.contains("stopped: 20 of the first 20 answers were DeviceTokenNotForTopic"), "{}", r.stderr);
+    assert_eq!(settled(&journal), 0);
+    gw.stop();
+    let gw = h2_gateway(Config::default());
+    assert_eq!(run(&h2_args(&gw, &list, &["--journal", &journal]), None).code, 0);
+    assert_eq!((gw.stop().accepted, settled(&journal)), (20, 20));
+}
+
 #[test]
 fn a_wrong_topic_the_gateway_check_meets_stops_before_the_list_saying_what_to_fix() {
     let dir = Dir::new();
