@@ -20,7 +20,9 @@ pub enum State {
     /// It was written, but the connection died before the gateway confirmed it
     /// and retries ran out: it may or may not have been delivered.
     Unconfirmed,
-    /// It was never written (the run was interrupted or its shard stopped).
+    /// It was not delivered and no send of it is in doubt: never written,
+    /// or (over HTTP/2) answered only with "not now" (429, 500, 503,
+    /// refused) or with a reason that stopped the run. A rerun sends it.
     Unsent,
     /// The input line was not a usable token.
     Skipped,
