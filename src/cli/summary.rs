@@ -38,7 +38,12 @@ pub fn render(report: &Report, written: &Written) -> String {
         report.unconfirmed.to_string(),
         if report.unconfirmed > 0 { "written, never confirmed: may or may not have been delivered" } else { "" },
     );
-    row(&mut s, "unsent", report.unsent.to_string(), if report.unsent > 0 { "not delivered, none in doubt: a rerun sends them" } else { "" });
+    row(
+        &mut s,
+        "unsent",
+        report.unsent.to_string(),
+        if report.unsent > 0 { "not delivered, none in doubt: a rerun sends them" } else { "" },
+    );
     row(
         &mut s,
         "skipped",

@@ -189,7 +189,9 @@ pub struct LineHeaders {
 
 impl LineHeaders {
     /// Checks and builds a line's own `topic`, `push_type` (Apple's spelling)
-    /// and `collapse_id`; `None` leaves the run's.
+    /// and `collapse_id`; `None` leaves the run's. A line that sets both its
+    /// topic and its push type gets that type's suffix on its topic unless
+    /// the topic has it already, as `--topic` does.
     ///
     /// # Errors
     /// [`HeadersError`] names the first value Apple would refuse (topic, then
@@ -199,9 +201,14 @@ impl LineHeaders {
         push_type: Option<&str>,
         collapse_id: Option<String>,
     ) -> Result<LineHeaders, HeadersError> {
+        let push_type: Option<PushType> = push_type.map(str::parse).transpose()?;
+        let topic = match (topic, push_type) {
+            (Some(topic), Some(t)) => Some(t.topic(&topic)),
+            (topic, _) => topic,
+        };
         Ok(LineHeaders {
             topic: topic.map(topic_value).transpose()?,
-            push_type: push_type.map(str::parse).transpose()?,
+            push_type,
             collapse_id: collapse_id.map(collapse_id_value).transpose()?,
         })
     }

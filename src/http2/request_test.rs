@@ -112,6 +112,19 @@ fn line(topic: Option<&str>, push_type: Option<&str>, collapse: Option<&str>) ->
 }
 
 #[test]
+fn a_lines_own_topic_gets_its_own_push_types_suffix() {
+    for (topic, push_type, want) in [
+        ("com.example.app", "voip", "com.example.app.voip"),
+        ("com.example.app.voip", "voip", "com.example.app.voip"),
+        ("com.example.app", "liveactivity", "com.example.app.push-type.liveactivity"),
+        ("com.example.app", "alert", "com.example.app"),
+    ] {
+        assert_eq!(line(Some(topic), Some(push_type), None).unwrap().topic(), Some(want), "{topic} {push_type}");
+    }
+    assert_eq!(line(Some("com.example.app"), None, None).unwrap().topic(), Some("com.example.app"));
+}
+
+#[test]
 fn a_lines_own_headers_replace_the_runs_for_that_request_only() {
     let run = Headers::new(Some("com.example.app".into()), PushType::Alert, 10, 0, Some("run".into())).unwrap();
     let own = line(Some("com.example.app.voip"), Some("voip"), Some("call-7")).unwrap();
