@@ -111,7 +111,7 @@ fn is_pem(bytes: &[u8]) -> bool {
 }
 
 /// Warns when a private key is readable by others: the key is the sender's identity.
-fn warn_if_exposed(path: &Path) {
+pub(crate) fn warn_if_exposed(path: &Path) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

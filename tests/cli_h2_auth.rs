@@ -260,3 +260,24 @@ fn processes_on_one_key_in_one_slot_send_one_token() {
         return;
     }
 }
+
+/// A `.p8` key others can read signs for every app of the team: the run
+/// goes on, with a warning that says how to fix it.
+#[cfg(unix)]
+#[test]
+fn a_key_others_can_read_draws_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
+    let gw = h2_gateway();
+    let dir = Dir::new();
+    let list = dir.file("tokens.txt", &list(&tokens(10, 36)));
+    let p = pki();
+    let key = dir.at(&format!("AuthKey_{}.p8", p.key_id()));
+    std::fs::copy(p.auth_key_path(), &key).unwrap();
+    let auth = args(&["--auth-key", &key, "--team-id", p.team_id(), "--topic", p.bundle_id()]);
+    for (mode, warned) in [(0o644, true), (0o600, false)] {
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+        let r = run(&h2_send(&gw, &list, &auth, &[]), None);
+        assert_eq!(r.code, 0, "{r:?}");
+        assert_eq!(r.stderr.contains("readable by group or others (mode 644); chmod 600 it"), warned, "{}", r.stderr);
+    }
+}

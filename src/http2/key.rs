@@ -83,7 +83,10 @@ impl AuthKey {
         let bytes = Zeroizing::new(fs::read(path).map_err(|why| AuthKeyError::Read { path: path.to_owned(), why })?);
         // Not text at all: DER, or some other binary file.
         let text = std::str::from_utf8(&bytes).map_err(|_| AuthKeyError::NotPem { path: path.to_owned() })?;
-        parse(text, path)
+        let key = parse(text, path)?;
+        // The key signs for every app of the team.
+        crate::tls::warn_if_exposed(path);
+        Ok(key)
     }
 
     /// Reads the key from the text of a `.p8` file.
