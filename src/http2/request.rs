@@ -62,6 +62,9 @@ pub enum HeadersError {
     /// The collapse id is longer than Apple takes.
     #[error("collapse id is {0} bytes long; Apple takes at most 64")]
     CollapseIdTooLong(usize),
+    /// The collapse id is empty: leave it out instead.
+    #[error("the collapse id is empty: leave it out to send without one")]
+    CollapseIdEmpty,
     /// The collapse id cannot be a header value (a control character).
     #[error("invalid collapse id {0:?}: control characters cannot be sent in a header")]
     CollapseId(String),
@@ -71,6 +74,20 @@ pub enum HeadersError {
          liveactivity, location or pushtotalk"
     )]
     PushType(String),
+}
+
+impl HeadersError {
+    /// The command-line flag that set the value refused.
+    pub fn flag(&self) -> &'static str {
+        match self {
+            HeadersError::Topic(_) => "--topic",
+            HeadersError::Priority(_) | HeadersError::PriorityForType { .. } => "--priority",
+            HeadersError::CollapseIdTooLong(_) | HeadersError::CollapseIdEmpty | HeadersError::CollapseId(_) => {
+                "--collapse-id"
+            }
+            HeadersError::PushType(_) => "--push-type",
+        }
+    }
 }
 
 /// `apns-topic`: a bundle id, visible ASCII with no spaces.
@@ -83,6 +100,9 @@ fn topic_value(topic: String) -> Result<HeaderValue, HeadersError> {
 
 /// `apns-collapse-id`: at most [`MAX_COLLAPSE_ID`] bytes that a header can carry.
 fn collapse_id_value(id: String) -> Result<HeaderValue, HeadersError> {
+    if id.is_empty() {
+        return Err(HeadersError::CollapseIdEmpty);
+    }
     if id.len() > MAX_COLLAPSE_ID {
         return Err(HeadersError::CollapseIdTooLong(id.len()));
     }

@@ -200,3 +200,14 @@ fn a_line_names_the_first_field_it_sets() {
     assert_eq!(line(Some("a.b"), Some("voip"), None).unwrap().first_field(), Some("topic"));
     assert_eq!(line(None, None, Some("x")).unwrap().first_field(), Some("collapse_id"));
 }
+
+#[test]
+fn an_empty_collapse_id_is_refused_and_errors_name_their_flag() {
+    let e = Headers::new(Some("com.example.app".into()), PushType::Alert, 10, 0, Some(String::new())).unwrap_err();
+    assert_eq!((e.clone(), e.flag()), (HeadersError::CollapseIdEmpty, "--collapse-id"));
+    assert_eq!(line(None, None, Some("")).unwrap_err(), HeadersError::CollapseIdEmpty);
+    let e = Headers::new(Some("a b".into()), PushType::Alert, 10, 0, None).unwrap_err();
+    assert_eq!(e.flag(), "--topic");
+    let e = Headers::new(Some("com.example.app".into()), PushType::Background, 10, 0, None).unwrap_err();
+    assert_eq!(e.flag(), "--priority");
+}

@@ -203,7 +203,7 @@ impl StopCause {
             InvalidPushType => "check --push-type against what the app does",
             BadPriority => "check --priority (background pushes take 5)",
             BadExpirationDate => "check --expiry",
-            BadCollapseId => "the collapse id is longer than 64 bytes; check --collapse-id",
+            BadCollapseId => "Apple refused the collapse id (at most 64 bytes); check --collapse-id",
             PayloadEmpty => "the shared payload is empty; check --payload or --alert",
             PayloadTooLarge => "the shared payload is too large for this push type; shorten it",
             BadCertificate | Forbidden => "check the certificate (--cert): it may be revoked or not for push",

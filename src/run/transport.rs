@@ -175,7 +175,7 @@ fn http2(config: &SendConfig, h2: &Http2Config, policy: Policy) -> Result<Transp
     }
     let headers =
         Headers::new(h2.topic.clone(), h2.push_type, h2.priority, u64::from(config.expiry), h2.collapse_id.clone())
-            .map_err(|e| Error::Config(e.to_string()))?;
+            .map_err(|e| Error::Config(format!("{}: {e}", e.flag())))?;
     let authority = config
         .gateway
         .parse()
