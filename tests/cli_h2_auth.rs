@@ -90,7 +90,7 @@ fn every_push_type_goes_to_its_topic_at_a_priority_apple_takes() {
         "voip",
         "complication",
         "fileprovider",
-        "mdm",
+        // mdm goes with the MDM push certificate only (refused with a key below).
         "liveactivity",
         "location",
         "pushtotalk",
@@ -145,6 +145,7 @@ fn impossible_combinations_are_refused_before_anything_is_sent() {
     for t in ["liveactivity", "location"] {
         refused(&cert, &["--push-type", t], &[&format!("--push-type {t}"), "token authentication", "--auth-key"]);
     }
+    refused(&key_auth(), &["--push-type", "mdm"], &["--push-type mdm", "MDM push certificate", "--cert"]);
     let big = dir.file("big.json", &format!(r#"{{"aps":{{}},"call":"{}"}}"#, "x".repeat(5_000)));
     refused(&key_auth(), &["--push-type", "alert", "--payload", &big], &["--payload", "4096"]);
     let huge = dir.file("huge.json", &format!(r#"{{"aps":{{}},"call":"{}"}}"#, "x".repeat(5_200)));

@@ -208,6 +208,12 @@ impl Http2Args {
                  priority 5 (10 is an error); leave --priority out or give 5"
             );
         }
+        if push_type.certificate_only() && self.token_auth() {
+            bail!(
+                "--push-type {push_type}: Apple takes it with the MDM push certificate only; give --cert, \
+                 not --auth-key or --auth-token-env"
+            );
+        }
         if push_type.token_auth_only() && !self.token_auth() {
             bail!(
                 "--push-type {push_type}: Apple takes it with token authentication only; give --auth-key \

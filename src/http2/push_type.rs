@@ -125,6 +125,12 @@ impl PushType {
     pub fn token_auth_only(self) -> bool {
         matches!(self, PushType::LiveActivity | PushType::Location)
     }
+
+    /// Whether APNs takes this type only over a provider certificate: MDM
+    /// notifications go with the MDM push certificate, whose topic names it.
+    pub fn certificate_only(self) -> bool {
+        self == PushType::Mdm
+    }
 }
 
 impl std::fmt::Display for PushType {
@@ -195,5 +201,7 @@ mod tests {
     fn liveactivity_and_location_need_token_authentication() {
         let token_only: Vec<PushType> = PushType::ALL.into_iter().filter(|t| t.token_auth_only()).collect();
         assert_eq!(token_only, [LiveActivity, Location]);
+        let certificate_only: Vec<PushType> = PushType::ALL.into_iter().filter(|t| t.certificate_only()).collect();
+        assert_eq!(certificate_only, [Mdm]);
     }
 }
