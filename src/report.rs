@@ -231,6 +231,10 @@ pub struct Report {
     /// Apple's limit on provider-token updates.
     #[serde(default)]
     pub braked_s: f64,
+    /// The run could not start (the command's exit status 2): why. Nothing
+    /// was read or sent, and every count is zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// Per-shard counts.
     pub per_shard: Vec<ShardReport>,
 }

@@ -98,7 +98,8 @@ fn gateway_not_listening_exits_2_quickly() {
     };
     let dir = Dir::new();
     let list = dir.file("tokens.txt", &list(&tokens(10, 14)));
-    let report = dir.at("report.json");
+    // An earlier run's report: a job reading it must not take it for this run's.
+    let report = dir.file("report.json", r#"{"tokens_read": 10, "accepted": 10}"#);
     let p = pki();
     let a = args(&[
         "send",
@@ -126,5 +127,7 @@ fn gateway_not_listening_exits_2_quickly() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
     assert!(r.stderr.contains(&format!("127.0.0.1:{port}")), "{}", r.stderr);
-    assert!(!Path::new(&report).exists());
+    let rep = read_report(&report);
+    assert!(rep.error.as_deref().is_some_and(|e| e.contains(&format!("127.0.0.1:{port}"))), "{rep:#?}");
+    assert_eq!((rep.tokens_read, rep.accepted), (0, 0), "the report says this run's: nothing was sent");
 }

@@ -72,6 +72,21 @@ impl Pending {
     }
 }
 
+/// Writes a report for a run that could not start (`error`, every count
+/// zero) to `path`, so that a job reading it does not find an earlier
+/// run's there. Best effort: the error itself is what the command reports.
+pub(crate) fn write_failed_start(path: &Path, error: &anyhow::Error) {
+    let report = Report { error: Some(format!("{error:#}")), ..Report::default() };
+    let written = Pending::create("--report", path).and_then(|mut p| {
+        serde_json::to_writer_pretty(&mut p.file, &report)?;
+        p.file.write_all(b"\n")?;
+        p.persist()
+    });
+    if let Err(e) = written {
+        log::warn!("{e:#}");
+    }
+}
+
 /// Whether `f` says the token is no good and belongs in `--invalid-tokens`:
 /// the binary gateway's status 8, or over HTTP/2 Apple's `BadDeviceToken`
 /// (400) or `Unregistered` (410: the app is gone from the device; this

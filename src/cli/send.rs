@@ -184,6 +184,16 @@ enum Transport {
 /// # Errors
 /// Anything that stops the run from happening (exit status 2).
 pub fn run(args: SendArgs, global: &Global) -> anyhow::Result<Exit> {
+    let report = args.outputs.report.clone();
+    start_and_run(args, global).inspect_err(|e| {
+        if let Some(path) = &report {
+            super::output::write_failed_start(path, e);
+        }
+    })
+}
+
+/// [`run`], whose errors are a run that could not start.
+fn start_and_run(args: SendArgs, global: &Global) -> anyhow::Result<Exit> {
     let api = args.http2.api(args.gateway.gateway.as_deref());
     Http2Args::check_flags(api)?;
     let command = args.message.command();
