@@ -7,7 +7,6 @@ mod common;
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::TcpListener;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use apnsblast::report::State;
