@@ -242,7 +242,14 @@ pub(crate) fn check_until_settled(
         if cancel.load(Ordering::Relaxed) {
             return Err(e);
         }
-        log::info!("gateway check, attempt {} of {}: {e}", session.failed_connects, session.policy.max_failures);
+        // On the terminal: a gateway that keeps failing can take a minute
+        // to give up on (--max-failures, --connect-timeout).
+        log::warn!(
+            "gateway check, attempt {} of {} failed: {e}; trying again in {:.1} s",
+            session.failed_connects,
+            session.policy.max_failures,
+            after.as_secs_f64()
+        );
         sleep_unless_cancelled(after, cancel);
     }
 }

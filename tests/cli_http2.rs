@@ -203,7 +203,9 @@ fn ids_the_gateway_refuses_name_the_flags_and_send_nothing() {
     for a in [wrong_key_id, wrong_team] {
         let send = h2_send(gw.addr().port(), &list, &a, &["--report", &report]);
         assert_refused(&send, &["403 InvalidProviderToken", "--key-id", "--team-id"]);
-        assert!(!Path::new(&report).exists());
+        let rep = read_report(&report);
+        assert!(rep.error.as_deref().is_some_and(|e| e.contains("InvalidProviderToken")), "{rep:#?}");
+        assert_eq!(rep.tokens_read, 0, "nothing read");
     }
     let stats = gw.stop();
     // One request each: the gateway check, refused before any token is sent.

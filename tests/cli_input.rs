@@ -6,7 +6,6 @@ mod cli_common;
 mod common;
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use apnsblast::report::State;
 use cli_common::*;
@@ -67,7 +66,9 @@ fn strict_input_sends_nothing_when_a_line_is_bad() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("tokens.txt:51:"), "{}", r.stderr);
     assert!(r.stderr.contains("nothing was sent"), "{}", r.stderr);
-    assert!(!Path::new(&report).exists(), "no report for a run that did not happen");
+    let rep = read_report(&report);
+    assert!(rep.error.as_deref().is_some_and(|e| e.contains("line 51")), "{rep:#?}");
+    assert_eq!((rep.tokens_read, rep.accepted), (0, 0), "the run did not happen");
     assert_untouched(gw);
 }
 
