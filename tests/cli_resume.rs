@@ -13,7 +13,24 @@ use apnsblast::report::State;
 use apnsblast::token::DeviceToken;
 use cli_common::*;
 use common::{gateway, list, run, tokens};
-use mock_gateway::Config;
+use mock_gateway::{Config, Handle};
+
+/// Runs `a` until `gw` has accepted 2,000 notifications, then sends it
+/// SIGINT (Ctrl-C); its exit status and standard error.
+fn interrupted(a: &[String], gw: &Handle) -> (Option<i32>, String) {
+    let child = Command::new(BIN)
+        .args(a)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    gw.wait_until(Duration::from_secs(30), |s| s.accepted >= 2000).expect("the run gets going");
+    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
 
 #[test]
 fn ctrl_c_stops_writes_the_report_and_exits_1() {
@@ -28,20 +45,8 @@ fn ctrl_c_stops_writes_the_report_and_exits_1() {
     let list = dir.file("tokens.txt", &list(&ts));
     let (report, failed) = (dir.at("report.json"), dir.at("failed.ndjson"));
     let a = send_args(&gw, &list, &["--report", &report, "--failed", &failed, "--window-bytes", "256K"]);
-    let child = Command::new(BIN)
-        .args(&a)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    gw.wait_until(Duration::from_secs(30), |s| s.accepted >= 2000).expect("the run gets going");
-    let kill = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    assert!(kill.success());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = interrupted(&a, &gw);
+    assert_eq!(code, Some(1), "{stderr}");
     let rep = read_report(&report);
     assert!(rep.interrupted);
     assert_eq!(rep.unaccounted(), 0);
@@ -138,18 +143,7 @@ fn with_a_journal_the_same_command_resumes_and_a_settled_list_is_named() {
     let list_path = dir.file("tokens.txt", &list(&tokens(100_000, 21)));
     let journal = dir.at("journal");
     let a = send_args(&gw, &list_path, &["--journal", &journal, "--window-bytes", "256K"]);
-    let child = Command::new(BIN)
-        .args(&a)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    gw.wait_until(Duration::from_secs(30), |s| s.accepted >= 2000).expect("the run gets going");
-    assert!(Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap().success());
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (_, stderr) = interrupted(&a, &gw);
     assert!(
         stderr.contains(&format!("run the same command again, with the same list and --journal {journal}")),
         "{stderr}"
