@@ -8,6 +8,12 @@
 //! on resume those tokens are sent again, and may arrive twice. Lines that
 //! were skipped, unsent or unconfirmed are not journaled: a resumed run tries
 //! them again.
+//!
+//! Line numbers mean something only in the list they count: a journal may
+//! open with `# list MARK`, a mark of the list it was started for (see
+//! [`list_mark`]), so that a resume with another list, or a cut one, is
+//! refused instead of skipping lines never sent. Lines starting with `#`
+//! are not records.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
@@ -53,6 +59,9 @@ impl LineSet {
                 break;
             };
             let record = record.strip_suffix('\r').unwrap_or(record);
+            if record.starts_with('#') {
+                continue;
+            }
             match record.split_once(' ').and_then(|(a, b)| Some((a.parse::<u64>().ok()?, b.parse::<u64>().ok()?))) {
                 Some((a, b)) if a <= b => ranges.push((a, b)),
                 _ => {
@@ -98,6 +107,15 @@ impl JournalWriter {
     /// # Errors
     /// The file cannot be opened or cut.
     pub fn open(path: &Path) -> io::Result<JournalWriter> {
+        Self::open_for(path, None)
+    }
+
+    /// As [`open`](Self::open); a journal it creates opens with the list's
+    /// `mark` ([`list_mark`]), when there is one.
+    ///
+    /// # Errors
+    /// The file cannot be opened, cut or written.
+    pub fn open_for(path: &Path, mark: Option<&str>) -> io::Result<JournalWriter> {
         let mut file = OpenOptions::new().create(true).read(true).write(true).truncate(false).open(path)?;
         let complete = complete_len(&mut file)?;
         if complete < file.metadata()?.len() {
@@ -105,7 +123,14 @@ impl JournalWriter {
         }
         // Appending from here, so a second writer's records cannot overwrite these.
         let file = OpenOptions::new().append(true).open(path)?;
-        Ok(JournalWriter { path: path.to_owned(), out: BufWriter::new(file) })
+        let mut writer = JournalWriter { path: path.to_owned(), out: BufWriter::new(file) };
+        if let Some(mark) = mark
+            && complete == 0
+        {
+            writeln!(writer.out, "{LIST_MARK}{mark}")?;
+            writer.out.flush()?;
+        }
+        Ok(writer)
     }
 
     /// Appends ranges and hands them to the operating system, so they survive
@@ -119,6 +144,37 @@ impl JournalWriter {
         }
         self.out.flush().map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", self.path.display())))
     }
+}
+
+/// How a journal names the list it was started for.
+const LIST_MARK: &str = "# list ";
+
+/// The bytes of a list its mark covers.
+const MARKED_BYTES: u64 = 64 * 1024;
+
+/// A mark of the token list at `path`: the first 8 bytes of a SHA-256 of
+/// its first 64 KiB, in hex. Two lists that begin differently (another
+/// export, a list cut with `tail`) have different marks; a list appended
+/// to keeps its own.
+///
+/// # Errors
+/// The list cannot be read.
+pub fn list_mark(path: &Path) -> io::Result<String> {
+    use sha2::{Digest as _, Sha256};
+    let mut head = Vec::new();
+    File::open(path)?.take(MARKED_BYTES).read_to_end(&mut head)?;
+    let digest = Sha256::digest(&head);
+    Ok(digest[..8].iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The mark the journal at `path` was started with, if it has one.
+///
+/// # Errors
+/// The journal cannot be read.
+pub fn journal_mark(path: &Path) -> io::Result<Option<String>> {
+    let mut first = String::new();
+    BufReader::new(File::open(path)?).read_line(&mut first)?;
+    Ok(first.trim_end().strip_prefix(LIST_MARK).map(str::to_owned))
 }
 
 /// The length of `file` up to and with its last newline: the complete records.
@@ -167,6 +223,29 @@ mod tests {
         {
             assert_eq!(s.contains(line), inside, "line {line}");
         }
+    }
+
+    #[test]
+    fn a_new_journal_opens_with_its_lists_mark_and_loads_past_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (list, other) = (dir.path().join("list"), dir.path().join("other"));
+        std::fs::write(&list, "aa\nbb\n").unwrap();
+        std::fs::write(&other, "bb\n").unwrap();
+        let mark = list_mark(&list).unwrap();
+        assert_eq!(mark.len(), 16);
+        assert_ne!(mark, list_mark(&other).unwrap(), "a list cut from the top is another list");
+        let path = dir.path().join("j");
+        let mut w = JournalWriter::open_for(&path, Some(&mark)).unwrap();
+        w.record(&[(1, 2)]).unwrap();
+        drop(w);
+        let mut w = JournalWriter::open_for(&path, Some("ffffffffffffffff")).unwrap();
+        w.record(&[(3, 3)]).unwrap();
+        drop(w);
+        assert_eq!(journal_mark(&path).unwrap(), Some(mark), "the mark it was started with, once");
+        assert_eq!(LineSet::load(&path).unwrap(), LineSet::from_ranges(vec![(1, 3)]));
+        let old = dir.path().join("old");
+        std::fs::write(&old, "1 4\n").unwrap();
+        assert_eq!(journal_mark(&old).unwrap(), None, "a journal from before marks");
     }
 
     #[test]

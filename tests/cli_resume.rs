@@ -152,6 +152,16 @@ fn with_a_journal_the_same_command_resumes_and_a_settled_list_is_named() {
     drop(gw);
 
     let gw = gateway(Config::default());
+    // The journal counts lines of this list: a cut copy, or another list,
+    // is refused before anything is sent, naming the journal.
+    let text = std::fs::read_to_string(&list_path).unwrap();
+    let cut = dir.file("rest.txt", &text.lines().skip(5_000).map(|l| format!("{l}\n")).collect::<String>());
+    let other = dir.file("other.txt", &list(&tokens(1_000, 22)));
+    for wrong in [&cut, &other] {
+        let r = run(&send_args(&gw, wrong, &["--journal", &journal]), None);
+        assert_eq!(r.code, 2, "{r:?}");
+        assert!(r.stderr.contains(&format!("--journal {journal}: it was started for another list")), "{}", r.stderr);
+    }
     let a = send_args(&gw, &list_path, &["--journal", &journal]);
     assert_eq!(run(&a, None).code, 0, "the rest is sent");
     let r = run(&a, None);

@@ -138,6 +138,15 @@ impl Outputs {
     /// # Errors
     /// A path that cannot be written, or the same path given twice.
     pub fn create(args: &OutputArgs) -> anyhow::Result<Outputs> {
+        Self::create_for(args, None)
+    }
+
+    /// As [`Outputs::create`]; a journal it starts opens with the token
+    /// list's mark (`journal::list_mark`), when there is one.
+    ///
+    /// # Errors
+    /// As [`Outputs::create`].
+    pub fn create_for(args: &OutputArgs, list_mark: Option<&str>) -> anyhow::Result<Outputs> {
         let named = [
             ("--report", &args.report),
             ("--failed", &args.failed),
@@ -161,7 +170,10 @@ impl Outputs {
             journal: args
                 .journal
                 .as_deref()
-                .map(|p| JournalWriter::open(p).with_context(|| format!("--journal {}: cannot open", p.display())))
+                .map(|p| {
+                    JournalWriter::open_for(p, list_mark)
+                        .with_context(|| format!("--journal {}: cannot open", p.display()))
+                })
                 .transpose()?,
             journal_path: args.journal.clone(),
             invalid_count: 0,

@@ -14,7 +14,7 @@ use clap::{Args, ValueEnum};
 use apnsblast::frame::{Command, Priority};
 use apnsblast::http2::config::Http2Config;
 use apnsblast::input::{MAX_FILTER_BYTES, Partition, ReaderOptions};
-use apnsblast::journal::LineSet;
+use apnsblast::journal::{self, LineSet};
 use apnsblast::payload;
 use apnsblast::run::SendConfig;
 
@@ -226,15 +226,33 @@ fn start_and_run(args: SendArgs, global: &Global) -> anyhow::Result<Exit> {
         ..ReaderOptions::default()
     };
     let input = tokens::open(&args.tokens, args.strict_input, &options)?;
+    // The list a journal counts lines of (none for standard input).
+    let list_mark = match &args.outputs.journal {
+        Some(_) if args.tokens.as_os_str() != "-" => {
+            Some(journal::list_mark(&args.tokens).with_context(|| format!("--tokens {}", args.tokens.display()))?)
+        }
+        _ => None,
+    };
     let settled_before = match &args.outputs.journal {
         Some(path) if path.exists() => {
+            let started_for = journal::journal_mark(path).with_context(|| format!("--journal {}", path.display()))?;
+            if let (Some(ours), Some(theirs)) = (&list_mark, &started_for)
+                && ours != theirs
+            {
+                bail!(
+                    "--journal {}: it was started for another list (its lines count that list's, and {} \
+                     begins differently): resume with the list it was made for, whole, or give this one a new journal",
+                    path.display(),
+                    args.tokens.display()
+                );
+            }
             let lines = LineSet::load(path).with_context(|| format!("--journal {}", path.display()))?;
             log::info!("resuming: {} lines of the list were settled by an earlier run", lines.len());
             Some(Arc::new(lines))
         }
         _ => None,
     };
-    let outputs = Outputs::create(&args.outputs)?;
+    let outputs = Outputs::create_for(&args.outputs, list_mark.as_deref())?;
     let tls = match api {
         ApiArg::Http2 if args.http2.token_auth() => args.tls.load_optional()?,
         _ => args.tls.load()?,
