@@ -195,6 +195,7 @@ fn a_ready_token_from_the_environment_is_sent_as_given_and_never_shown() {
         (format!("{header}.{no_iss}.{signature}"), "no iss"),
         (jwt("short", p.team_id(), now()), "kid is not a key id"),
         (jwt(p.key_id(), p.team_id(), now() - 3_700), "APNs takes none older than 3600 s"),
+        (jwt(p.key_id(), p.team_id(), now() + 3_600), "s in the future by this machine's clock"),
         (String::new(), "the variable is empty"),
     ];
     for (value, why) in &cases {

@@ -181,3 +181,19 @@ fn duplicates_are_still_skipped_without_a_temporary_directory() {
     let rep = read_report(&report);
     assert_eq!((rep.accepted, rep.skipped), (50, 10));
 }
+
+/// A list saved as UTF-16 (what some Windows tools write) is named as such
+/// instead of every line being skipped as junk.
+#[test]
+fn a_utf16_list_is_refused_with_the_fix() {
+    let gw = gateway(Config::default());
+    let dir = Dir::new();
+    let path = dir.at("tokens.txt");
+    let mut bytes = vec![0xFF, 0xFE];
+    bytes.extend(list(&tokens(3, 6)).encode_utf16().flat_map(u16::to_le_bytes));
+    std::fs::write(&path, bytes).unwrap();
+    let r = run(&send_args(&gw, &path, &[]), None);
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("is UTF-16 text; save it as UTF-8"), "{}", r.stderr);
+    assert_untouched(gw);
+}

@@ -246,7 +246,12 @@ impl Http2Args {
         // Display already ends with the cause, so the chain is left out.
         let key = AuthKey::load(path).map_err(|e| anyhow::anyhow!("--auth-key: {e}"))?;
         let key_id = match &self.key_id {
-            Some(id) => id.clone(),
+            Some(id) => {
+                if let Some(named) = key_id_of(path).filter(|named| named != id) {
+                    log::warn!("--key-id {id} differs from the key id in the file name ({named}): using {id}");
+                }
+                id.clone()
+            }
             None => key_id_of(path).with_context(|| {
                 format!("--auth-key {}: give --key-id (the file is not named AuthKey_KEYID.p8)", path.display())
             })?,
@@ -303,8 +308,18 @@ fn token_from_env(var: &str) -> anyhow::Result<ProviderToken> {
         Err(std::env::VarError::NotUnicode(_)) => bail!("--auth-token-env {var}: the variable is not text"),
     };
     let token = ProviderToken::fixed(jwt).map_err(|e| anyhow::anyhow!("--auth-token-env {var}: {e}"))?;
-    let age =
-        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()).saturating_sub(token.current().iat());
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let iat = token.current().iat();
+    // Apple checks iat against its own clock; a minute covers clocks that
+    // are merely imprecise.
+    if iat > now + 60 {
+        bail!(
+            "--auth-token-env {var}: the token is issued {} s in the future by this machine's clock: \
+             this clock or the signer's is wrong, and APNs would refuse it",
+            iat - now
+        );
+    }
+    let age = now.saturating_sub(iat);
     log::info!(
         "--auth-token-env {var}: a provider token issued {age} s ago; APNs refuses it after {TOKEN_MAX_AGE_SECS} s, \
          and it cannot be renewed here"

@@ -74,6 +74,16 @@ pub fn open(path: &Path, strict: bool, options: &ReaderOptions) -> anyhow::Resul
     if meta.is_dir() {
         bail!("--tokens {name}: is a directory, not a token list");
     }
+    if meta.is_file() {
+        // Windows tools write UTF-16 with a byte-order mark: every line
+        // would be skipped as junk.
+        let mut bom = [0u8; 2];
+        let utf16 = file.read_exact(&mut bom).is_ok() && matches!(bom, [0xFF, 0xFE] | [0xFE, 0xFF]);
+        if utf16 {
+            bail!("--tokens {name}: the list is UTF-16 text; save it as UTF-8 (iconv -f UTF-16 -t UTF-8)");
+        }
+        file.rewind().with_context(|| format!("--tokens {name}: cannot read the token list"))?;
+    }
     if strict {
         check_all(&mut file, &name, options)?;
     }
