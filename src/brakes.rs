@@ -1,6 +1,7 @@
 //! What every shard of a run shares beyond its input: the run's stop and
-//! its cause, the guards against a list that does not fit the run, and the run-wide pauses (Apple's limit
-//! on token updates, the brake on a failing service).
+//! its cause, the guards against a list that does not fit the run, and the
+//! run-wide pauses (Apple's limit on token updates, the brake on a failing
+//! service).
 //!
 //! Shards look at it on every answer, so the common case is one relaxed
 //! load: a counter that is already zero, a guard already decided, a pause

@@ -120,7 +120,7 @@ async fn run(state: &mut H2State, shard: &Shard<'_>, alive: &AtomicBool) {
                     report.reconnects += 1;
                 }
                 session.on_connected(Duration::ZERO);
-                let (before, doubted) = (state.answered(), state.doubted());
+                let before = state.answered();
                 let ping = connection.ping_pong();
                 let task = tokio::spawn(async move {
                     if let Err(e) = connection.await {
@@ -131,11 +131,12 @@ async fn run(state: &mut H2State, shard: &Shard<'_>, alive: &AtomicBool) {
                 let end = drive(state, shard, sender, ping, StreamBudget::after_loss(since_loss)).await;
                 task.abort();
                 let answered = state.answered() - before;
-                state.on_connection_lost(answered > 0, Instant::now());
+                // Sends still open: the connection broke under them.
                 since_loss = match since_loss {
-                    _ if state.doubted() > doubted => Some(answered),
+                    _ if state.in_flight() > 0 => Some(answered),
                     most => most.map(|most| most.max(answered)),
                 };
+                state.on_connection_lost(answered > 0, Instant::now());
                 session.on_connection_end(if answered > 0 { Ok(()) } else { Err(end) })
             }
             Err(e) => {
@@ -289,34 +290,38 @@ async fn drive(
             }
         }
         tokio::select! {
-            Some((ticket, sent_with, result)) = answers.next(), if !answers.is_empty() => match result {
-                // The connection broke: what it left open is settled with
-                // it, once the loop ends (`H2State::on_connection_lost`).
-                Err(e) if connection_lost(&e) => {
-                    closing.get_or_insert_with(|| e.to_string());
-                }
-                result => {
+            Some((ticket, sent_with, result)) = answers.next(), if !answers.is_empty() => {
                 let now = Instant::now();
-                let result = result.unwrap_or_else(|e| classify(&e));
-                match result {
-                    // Not an answer: the silence clock runs on.
-                    Answer::Refused => {
-                        if !budget.on_refused(answers.len()) && closing.is_none() {
-                            closing = Some("the gateway refused a stream with none open".into());
+                let answer = match result {
+                    Ok(answer) => Some(answer),
+                    // The connection broke: what it left open is settled
+                    // with it, once the loop ends (`H2State::on_connection_lost`).
+                    Err(e) if connection_lost(&e) => {
+                        closing.get_or_insert_with(|| e.to_string());
+                        None
+                    }
+                    Err(e) => Some(classify(&e)),
+                };
+                if let Some(answer) = answer {
+                    match answer {
+                        // Not an answer: the silence clock runs on.
+                        Answer::Refused => {
+                            if !budget.on_refused(answers.len()) && closing.is_none() {
+                                closing = Some("the gateway refused a stream with none open".into());
+                            }
                         }
+                        Answer::Status { .. } => {
+                            budget.on_answered();
+                            last_answer = now;
+                            heard = now;
+                        }
+                        Answer::InDoubt => last_answer = now,
                     }
-                    Answer::Status { .. } => {
-                        budget.on_answered();
-                        last_answer = now;
-                        heard = now;
+                    if let Some(why) = settle(state, brakes, link, &mut auth, (ticket, sent_with), answer, now) {
+                        closing = Some(why);
                     }
-                    Answer::InDoubt => last_answer = now,
                 }
-                if let Some(why) = settle(state, brakes, link, &mut auth, (ticket, sent_with), result, now) {
-                    closing = Some(why);
-                }
-                }
-            },
+            }
             _ = bell.notified(), if listening => {}
             _ = tokio::time::sleep(due.unwrap_or(TICK).min(TICK)) => {}
         }

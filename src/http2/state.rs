@@ -167,8 +167,6 @@ pub struct H2State {
     settled: u64,
     /// Accepted or rejected.
     answered: u64,
-    /// Sends left in doubt (each a send that got no answer).
-    doubted: u64,
     outcomes: Vec<Outcome>,
     settled_lines: Vec<(u64, u64)>,
     /// Lines answered BadDeviceToken or DeviceTokenNotForTopic: settled once the guards allow.
@@ -196,7 +194,6 @@ impl H2State {
             received: 0,
             settled: 0,
             answered: 0,
-            doubted: 0,
             outcomes: Vec::new(),
             settled_lines: Vec::new(),
             held_lines: Vec::new(),
@@ -294,12 +291,6 @@ impl H2State {
     /// that a connection achieved something.
     pub fn answered(&self) -> u64 {
         self.answered
-    }
-
-    /// Sends left in doubt so far: a connection that raised this was lost
-    /// with streams open.
-    pub fn doubted(&self) -> u64 {
-        self.doubted
     }
 
     /// Final words on notifications not accepted, since the last call.

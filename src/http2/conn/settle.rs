@@ -53,8 +53,9 @@ pub(super) fn settle(
 }
 
 /// Sends what a shard settled since the last call, BadDeviceToken and
-/// DeviceTokenNotForTopic lines as the guards allow: settled once it has cleared, held by the
-/// run while it is undecided, dropped once it has tripped.
+/// DeviceTokenNotForTopic lines as the guards allow: settled once both have
+/// cleared, held by the run while one is undecided, dropped once one has
+/// tripped.
 pub(super) fn flush(state: &mut H2State, events: &Sender<Event>, brakes: &Brakes) {
     flush_outcomes(state, events);
     let held = state.take_held_lines();

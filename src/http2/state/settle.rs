@@ -174,7 +174,6 @@ impl H2State {
     fn in_doubt(&mut self, mut entry: Entry, charged: bool) -> Option<Entry> {
         entry.item.doubt = true;
         entry.tries += u32::from(charged);
-        self.doubted += 1;
         if entry.tries >= self.policy.max_tries {
             let tries = entry.tries;
             self.finish(entry.item, State::Unconfirmed, Reason::Http2InDoubt { tries });
